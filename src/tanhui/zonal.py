@@ -427,9 +427,7 @@ def partial_sums(
         "group": (bins % n_groups).astype(np.int64),
         "area_m2": np.bincount(key, weights=weight, minlength=n_bins)[bins],
         "n_cells": n_cells[bins].astype(np.int64),
-        "n_partial": np.bincount(key, weights=frac < 1.0, minlength=n_bins)[bins].astype(
-            np.int64
-        ),
+        "n_partial": np.bincount(key[frac < 1.0], minlength=n_bins)[bins].astype(np.int64),
     }
     for name, arr in values.items():
         v = np.asarray(arr)[row, col].astype(np.float64, copy=False)

@@ -1,0 +1,183 @@
+"""An NDVI time series: dates of the files, their scaling, and reduction to 12 months.
+
+Composites (16-day, 8-day) are assigned to the month of their start date and reduced per
+month by maximum-value composite (MVC, the usual choice in Chinese CASA work; science.md
+§1.8) or by the mean. Scaling is per file: the file's own scale/offset metadata when set;
+for integer files without it, the project's ``ndvi_int_scale`` (MODIS stores NDVI × 10000,
+i.e. scale 0.0001); float files are taken as already scaled. After scaling, values outside
+[-1, 1] are nodata.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError, InputValueError
+from .rasterio_io import RasterInfo, inspect_raster, read_continuous
+
+_PATTERNS = (
+    (re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)"), "ymd"),
+    (re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})(?!\d)"), "ymd"),
+    (re.compile(r"(?<!\d)(\d{4})[_.-](\d{3})(?!\d)"), "doy"),
+    (re.compile(r"(?<!\d)(\d{4})[_.-](\d{2})(?!\d)"), "ym"),
+)
+
+
+def date_from_name(path: Path) -> dt.date | None:
+    """Acquisition/composite start date from a file name (YYYY-MM-DD, YYYYMMDD, YYYY_DDD, YYYY_MM)."""
+    name = path.stem
+    for pat, kind in _PATTERNS:
+        m = pat.search(name)
+        if not m:
+            continue
+        try:
+            y = int(m.group(1))
+            if kind == "ymd":
+                return dt.date(y, int(m.group(2)), int(m.group(3)))
+            if kind == "doy":
+                doy = int(m.group(2))
+                if 1 <= doy <= 366:
+                    return dt.date(y, 1, 1) + dt.timedelta(days=doy - 1)
+            if kind == "ym" and 1 <= int(m.group(2)) <= 12:
+                return dt.date(y, int(m.group(2)), 1)
+        except ValueError:
+            continue
+    return None
+
+
+@dataclass(frozen=True)
+class NdviFile:
+    info: RasterInfo
+    date: dt.date
+    scale: float
+    offset: float
+
+
+@dataclass(frozen=True)
+class NdviSeries:
+    files: tuple[NdviFile, ...]
+    year: int
+    reducer: str
+
+    def month_index(self) -> list[list[int]]:
+        """For each month 1..12, the indices of the files whose date falls in it."""
+        months: list[list[int]] = [[] for _ in range(12)]
+        for i, f in enumerate(self.files):
+            months[f.date.month - 1].append(i)
+        return months
+
+    def read_months(self, crs, transform, shape) -> np.ndarray:
+        """Monthly NDVI on a window, (12, ny, nx) float32, NaN = nodata."""
+        out = np.full((12,) + tuple(shape), np.nan, np.float32)
+        for m, idx in enumerate(self.month_index()):
+            stack = []
+            for i in idx:
+                f = self.files[i]
+                res = "bilinear" if abs(f.info.transform.a) >= abs(transform.a) else "average"
+                v, _ = read_continuous(f.info, crs, transform, shape, resampling=res,
+                                       scale=f.scale, offset=f.offset)
+                v[(v < -1.0) | (v > 1.0)] = np.nan
+                stack.append(v)
+            if not stack:
+                continue
+            arr = np.stack(stack)
+            with np.errstate(all="ignore"), _quiet_nan():
+                out[m] = np.nanmax(arr, axis=0) if self.reducer == "max" else np.nanmean(arr, axis=0)
+        return out
+
+
+class _quiet_nan:
+    def __enter__(self):
+        import warnings
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        self._w.__exit__(*exc)
+        return False
+
+
+def _file_scale(info: RasterInfo, int_scale: float | None) -> tuple[float, float]:
+    s, o = info.scales[0], info.offsets[0]
+    if s != 1.0 or o != 0.0:
+        return s, o
+    if info.is_integer:
+        if int_scale is None:
+            raise InputValueError(
+                f"NDVI file {info.path} is stored as {info.dtype} without a scale factor in its "
+                "metadata, so its values are not NDVI in [-1, 1]. Set ndvi_int_scale = 0.0001 in "
+                "[flux] (MODIS NDVI x 10000), or write the scale into the file (rio edit-info --scale)."
+            )
+        return int_scale, 0.0
+    return 1.0, 0.0
+
+
+def open_series(paths, dates, year: int, reducer: str, int_scale: float | None,
+                check_values: bool = True) -> NdviSeries:
+    """Check an NDVI series (dates, duplicates, all 12 months of ``year``, scaling)."""
+    files = []
+    for k, p in enumerate(paths):
+        p = Path(p)
+        info = inspect_raster(p, what="NDVI file")
+        if dates:
+            try:
+                d = dt.date.fromisoformat(dates[k])
+            except ValueError as err:
+                raise ConfigError(f"NDVI date '{dates[k]}' for {p} is not YYYY-MM-DD.") from err
+        else:
+            d = date_from_name(p)
+            if d is None:
+                raise ConfigError(
+                    f"NDVI file {p}: no date found in its name (YYYY-MM-DD, YYYYMMDD, YYYY_DDD or "
+                    "YYYY_MM). Rename it or give [flux] dates = [...]."
+                )
+        s, o = _file_scale(info, int_scale)
+        files.append(NdviFile(info, d, s, o))
+    seen: dict[dt.date, Path] = {}
+    for f in files:
+        if f.date in seen:
+            raise InputValueError(
+                f"NDVI files {seen[f.date]} and {f.info.path} have the same date {f.date}. "
+                "Remove the duplicate from the series."
+            )
+        seen[f.date] = f.info.path
+    files = [f for f in files if f.date.year == year]
+    if not files:
+        raise InputValueError(
+            f"no NDVI file of the series falls in year {year}. Check [flux] year and the file dates."
+        )
+    series = NdviSeries(tuple(sorted(files, key=lambda f: f.date)), year, reducer)
+    missing = [m + 1 for m, idx in enumerate(series.month_index()) if not idx]
+    if missing:
+        raise InputValueError(
+            f"the NDVI series for {year} has no file for month(s) {missing} "
+            f"(first file {series.files[0].info.path}). CASA needs all 12 months; add the missing "
+            "composites."
+        )
+    if check_values:
+        for f in series.files:
+            _check_scaled_range(f)
+    return series
+
+
+def _check_scaled_range(f: NdviFile) -> None:
+    """Catch unscaled NDVI (e.g. x10000 values in a float file or with a wrong scale)."""
+    import rasterio
+
+    with rasterio.open(f.info.path) as src:
+        # a decimated read (overview-sized) is enough to see the value range
+        h, w = max(1, min(src.height, 256)), max(1, min(src.width, 256))
+        a = src.read(1, out_shape=(h, w), masked=True).astype("float64")
+    v = np.ma.compressed(a) * f.scale + f.offset
+    if v.size and np.nanmax(np.abs(v)) > 1.5:
+        raise InputValueError(
+            f"NDVI file {f.info.path} has values up to {np.nanmax(np.abs(v)):.4g} after scaling "
+            f"(scale {f.scale:g}); NDVI must lie in [-1, 1]. Set the right scale (ndvi_int_scale, "
+            "or the file's scale metadata) or check the fill value."
+        )
