@@ -88,7 +88,8 @@ def _read_csv_text(path: Path, error: type[Exception], what: str) -> tuple[pd.Da
     try:
         raw = path.read_bytes()
     except OSError as err:
-        raise error(f"{what} {path} cannot be read: {err}. Check the path and permissions.") from err
+        raise error(f"{what} {path} cannot be read: {err}. "
+                    "Check the path and permissions.") from err
     for encoding in ("utf-8-sig", "gb18030"):
         try:
             text = raw.decode(encoding)
@@ -163,8 +164,10 @@ def _as_unique_ints(codes: object, normalise: Callable[[object], int],
         codes = codes.compressed()
     if isinstance(codes, (str, bytes)) or np.isscalar(codes):
         codes = [codes]
-    arr = codes if isinstance(codes, np.ndarray) else np.asarray(list(codes))  # type: ignore[arg-type]
-    arr = arr.ravel()
+    if hasattr(codes, "__array__"):  # numpy, pandas, xarray
+        arr = np.asarray(codes).ravel()
+    else:
+        arr = np.asarray(list(codes)).ravel()  # type: ignore[call-overload]
     if arr.dtype.kind in "iub":
         return [int(c) for c in np.unique(arr)]
     if arr.dtype.kind == "f":
