@@ -267,7 +267,8 @@ def test_parity_with_exactextract_geographic_grid_with_row_areas():
         crs="EPSG:4326",
     )
     values = random_values(shape, seed=2)
-    sums = run_tiled(geoms, transform, {"v": values}, (5, 7), area=lambda r0, ny: area_rows[r0 : r0 + ny])
+    sums = run_tiled(geoms, transform, {"v": values}, (5, 7),
+                     area=lambda r0, ny: area_rows[r0 : r0 + ny])
 
     weights = np.repeat(area_rows[:, None], shape[1], axis=1)
     ref = exactextract_stats(values, transform, geoms, ["weighted_sum"], weights=weights)
@@ -529,7 +530,7 @@ def test_polygon_area_tongliao_counties_match_readme():
     counties = gpd.read_file(SHARED / "tongliao-admin" / "tongliao_districts.geojson")
     area_km2 = dict(zip(counties["adcode"].astype(str), polygon_area_m2(counties) / 1e6))
     for code, km2 in expected.items():
-        assert area_km2[code] == pytest.approx(km2, abs=0.06), code
+        assert area_km2[code] == pytest.approx(km2, abs=0.1), code
 
 
 def test_real_counties_on_geographic_grid_pixel_area_matches_polygon_area():
@@ -547,7 +548,7 @@ def test_real_counties_on_geographic_grid_pixel_area_matches_polygon_area():
     assert county_sums["area_m2"].sum() == pytest.approx(city_sums["area_m2"].item(), rel=1e-9)
 
     table = finalize(county_sums, counties, "adcode", "name_en", {"v": "1"})
-    assert_allclose(table["area_m2"], table["polygon_area_m2"], rtol=2e-4)
+    assert_allclose(table["area_m2"], table["polygon_area_m2"], rtol=1e-5)
     assert (table["n_partial"] > 0).all() and (table["n_cells"] > table["n_partial"]).all()
 
 

@@ -85,6 +85,10 @@ def write_tables(ctx: RunContext, out_dir: Path, tables: dict[str, pd.DataFrame]
     tdir = out_dir / "tables"
     tdir.mkdir(parents=True, exist_ok=True)
     written = []
+    extent = tables.get("extent")
+    if extent is not None:
+        write_csv(extent, tdir / "raster_totals.csv")
+        written.append("tables/raster_totals.csv")
     regions = tables.get("regions")
     if regions is not None:
         write_csv(regions[regions["class_id"] == "all"].drop(columns=["class_id", "class_name"]),
@@ -92,7 +96,7 @@ def write_tables(ctx: RunContext, out_dir: Path, tables: dict[str, pd.DataFrame]
         write_csv(regions[regions["class_id"] != "all"], tdir / "region_class_totals.csv")
         written += ["tables/region_totals.csv", "tables/region_class_totals.csv"]
     for key, t in tables.items():
-        if key == "regions":
+        if key in ("regions", "extent"):
             continue
         name = key.split(":")[-1]
         write_csv(t, tdir / f"zone_{name}.csv")

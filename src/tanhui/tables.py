@@ -124,7 +124,7 @@ def merge_epochs(table: pd.DataFrame) -> pd.DataFrame:
 def assemble_tables(ctx: RunContext, results: list) -> dict[str, pd.DataFrame]:
     """Reduce tile partials to tables: per layer, per feature and class, all epochs merged."""
     tables: dict[str, pd.DataFrame] = {}
-    for layer in ctx.layers:
+    for layer in [extent_layer(ctx)] + list(ctx.layers):
         sums_by_epoch = {}
         for year, _ in ctx.epochs:
             key = f"{layer.key}@{year}"
@@ -133,6 +133,17 @@ def assemble_tables(ctx: RunContext, results: list) -> dict[str, pd.DataFrame]:
         wide = merge_epochs(long)
         tables[layer.key] = _add_rates(ctx, wide)
     return tables
+
+
+def extent_layer(ctx: RunContext) -> PolygonLayer:
+    """A pseudo-layer for whole-raster totals (every pixel of every tile, full weight)."""
+    import geopandas as gpd
+    from shapely.ops import unary_union
+
+    outline = unary_union([ctx.grid.tile_polygon(t) for t in ctx.tiles])
+    gdf = gpd.GeoDataFrame({"id": ["raster"], "name": ["whole raster (all tiles)"]},
+                           geometry=[outline], crs=ctx.grid.crs)
+    return PolygonLayer("extent", "extent", ctx.epochs[0][1].path, "id", "name", gdf)
 
 
 def _add_rates(ctx: RunContext, wide: pd.DataFrame) -> pd.DataFrame:

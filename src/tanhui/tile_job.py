@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from rasterio.enums import Resampling
 import pandas as pd
 
 from . import variables as V
@@ -89,7 +90,7 @@ def run_tile(ctx: RunContext, tid: TileId, out_dir: Path) -> TileResult:
         cls8 = np.where(groups == nodata_group, 255, groups).astype(np.uint8) if ctx.n_groups <= 255 else None
         if cls8 is not None:
             _write(out_dir, V.landcover_class(year), tid, cls8, ctx, transform, written,
-                   nodata=255, resampling="nearest")
+                   nodata=255, resampling=Resampling.nearest)
 
     changes: dict[tuple[int, int], np.ndarray] = {}
     for (y1, s1, _), (y2, s2, _) in zip(per_epoch, per_epoch[1:]):
@@ -105,8 +106,11 @@ def run_tile(ctx: RunContext, tid: TileId, out_dir: Path) -> TileResult:
         flux_values = run_flux_tile(ctx, tid, transform, shape, per_epoch, out_dir, written, _write)
 
     partials: dict[str, pd.DataFrame] = {}
-    for layer in ctx.layers:
-        cov = zonal.tile_coverage(layer.gdf.geometry, transform, shape, grid.crs)
+    # "extent": every pixel of the tile with full weight -> whole-raster totals (InVEST's total)
+    layer_covs = [("extent", _whole_tile(shape))]
+    layer_covs += [(layer.key, zonal.tile_coverage(layer.gdf.geometry, transform, shape, grid.crs))
+                   for layer in ctx.layers]
+    for key, cov in layer_covs:
         for i, (year, stock, groups) in enumerate(per_epoch):
             values = {f"stock_{p}_tC_ha_{year}": stock[k] for k, p in enumerate(("above", "below", "soil", "dead"))}
             values[f"stock_total_tC_ha_{year}"] = stock[4]
@@ -115,10 +119,17 @@ def run_tile(ctx: RunContext, tid: TileId, out_dir: Path) -> TileResult:
                 values[f"stock_change_tC_ha_{y1}_{year}"] = changes[(y1, year)][0]
             if i == len(per_epoch) - 1:
                 values.update(flux_values)
-            partials[f"{layer.key}@{year}"] = zonal.partial_sums(
+            partials[f"{key}@{year}"] = zonal.partial_sums(
                 cov, area_m2, values, groups=groups, n_groups=ctx.n_groups + 1)
 
     return TileResult(
         tile=str(tid), partials=partials, outputs=written,
         seconds=time.perf_counter() - t0, n_pixels=int(shape[0] * shape[1]),
     )
+
+
+def _whole_tile(shape) -> zonal.TileCoverage:
+    ny, nx = shape
+    rows, cols = np.divmod(np.arange(ny * nx, dtype=np.int64), nx)
+    return zonal.TileCoverage(feature=np.zeros(ny * nx, np.int64), row=rows.astype(np.int32),
+                              col=cols.astype(np.int32), frac=np.ones(ny * nx), shape=(ny, nx))

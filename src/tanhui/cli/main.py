@@ -58,8 +58,11 @@ def cli(ctx, verbose: bool, quiet: bool):
     """
     ctx.ensure_object(dict)
     ctx.obj.update(verbose=verbose, quiet=quiet)
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    logging.getLogger("tanhui").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 from . import demo as _demo  # noqa: E402

@@ -348,7 +348,7 @@ def _z(fraction: float) -> float:
     return NormalDist().inv_cdf(1.0 - fraction)
 
 
-CROP_THRESHOLD = 0.42  # on agri + noise; sets the cropland share (~32 %)
+CROP_THRESHOLD = 0.40  # on agri + noise; sets the cropland share (~32 %)
 
 
 def _base_landcover(lon: np.ndarray, lat: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
@@ -394,10 +394,11 @@ def _base_landcover(lon: np.ndarray, lat: np.ndarray, seed: int) -> tuple[np.nda
     lc[crop] = DRYLAND
     d_main = d_river[:3].min(axis=0)
     lc[crop & (d_main < 6.0) & (n["paddy"] > _z(0.16))] = PADDY
-    # shelterbelts: 60 m wide tree rows every ~1.6 km (NE–SW) and ~3.2 km (NW–SE) in fields
-    u = (0.8 * x_km + 0.6 * y_km) + 0.15 * n["wood"]
-    v = (-0.6 * x_km + 0.8 * y_km) + 0.15 * n["shrub"]
-    belt = (np.mod(u, 1.6) < 0.06) | (np.mod(v, 3.2) < 0.06)
+    # shelterbelts (农田防护林): main belts 150 m wide every 4 km (NW–SE, across the NW
+    # winds) and 100 m wide every 6 km (NE–SW), broken where a noise field is low
+    u = (0.8 * x_km + 0.6 * y_km) + 0.3 * n["wood"]
+    v = (-0.6 * x_km + 0.8 * y_km) + 0.3 * n["shrub"]
+    belt = ((np.mod(u, 4.0) < 0.15) | (np.mod(v, 6.0) < 0.10)) & (n["plant"] > -1.2)
     lc[crop & belt] = FOREST
 
     # 3. water and wetland along the rivers and in low spots

@@ -190,15 +190,17 @@ def _topt_months(topt_month: int | np.ndarray | None, shape: tuple[int, ...]) ->
     if topt_month is None:
         return _NO_MONTH, False
     a = np.asarray(topt_month)
-    if a.ndim == 0:
-        a = np.full(shape[-2:], int(a), dtype=np.int64)
-    _same_pixels(shape, a, "topt_month", "ndvi")
-    if not np.issubdtype(a.dtype, np.integer) or a.size and (a.min() < 0 or a.max() > N_MONTHS):
+    scalar_ok = a.ndim != 0 or 1 <= a <= N_MONTHS
+    if not np.issubdtype(a.dtype, np.integer) or not scalar_ok or (
+            a.size and (a.min() < 0 or a.max() > N_MONTHS)):
         found = f"{a.min()}..{a.max()}" if a.size else "empty"
         raise InputValueError(
             f"topt_month holds {found} ({a.dtype}); expected integer months 1..12 (0 = use the "
             "month of maximum NDVI for that pixel). Use regional_topt_month() for a region."
         )
+    if a.ndim == 0:
+        a = np.full(shape[-2:], int(a), dtype=np.int8)
+    _same_pixels(shape, a, "topt_month", "ndvi")
     return np.ascontiguousarray(a, dtype=np.int8), True
 
 
@@ -250,13 +252,13 @@ def check_climate_ranges(
         if arr is None:
             continue
         a = np.asarray(arr, dtype=np.float64)
-        finite = a[np.isfinite(a) | np.isinf(a)]
-        bad = finite[(finite < lo) | (finite > hi)]
+        vals = a[~np.isnan(a)]  # NaN is nodata; +-inf counts as out of range
+        bad = vals[(vals < lo) | (vals > hi) | np.isinf(vals)]
         if bad.size:
             rng = f"{lo:g}…{hi:g}" if np.isfinite(hi) else f">= {lo:g}"
             raise InputValueError(
                 f"climate input {source_name!r}, {label}: {bad.size} value(s) outside {rng} "
-                f"{units} (found min {finite.min():.4g}, max {finite.max():.4g}); {fix}."
+                f"{units} (found min {vals.min():.4g}, max {vals.max():.4g}); {fix}."
             )
 
 
@@ -597,7 +599,8 @@ def t_epsilon1(topt_c: np.ndarray | float, t_c: np.ndarray | float | None = None
         return te1
     t = np.asarray(t_c, dtype=np.float64)
     with np.errstate(invalid="ignore"):
-        return np.where(t <= TE1_FROZEN_C, 0.0, te1) + 0.0 * t  # NaN T -> NaN
+        te1 = np.where(t <= TE1_FROZEN_C, 0.0, te1)
+    return np.where(np.isnan(t), np.nan, te1)
 
 
 def t_epsilon2(
@@ -845,7 +848,7 @@ def zhou_zhang_terms(t: np.ndarray, p: np.ndarray) -> ZhouZhangTerms:
         e = np.where(wet, pp * rn * (pp**2 + rn**2 + pp * rn) / ((pp + rn) * (pp**2 + rn**2)), 0.0)
         ep = 0.5 * (e + e0)
         w = np.where(warm, np.clip(0.5 + 0.5 * e / ep, WE_MIN, WE_MAX), WE_MIN)
-        w = np.where(np.isnan(e) | np.isnan(tt), np.nan, w)
+        w = np.where(np.isnan(tt) | np.isnan(pp), np.nan, w)
     return ZhouZhangTerms(heat, a, e0, rn, e, ep, w)
 
 
@@ -1048,8 +1051,7 @@ def casa_npp_reference(
     fpar = _fpar_from_bounds(a["ndvi"], nmin, nmax, smin, smax)
     we = 1.0 if a["water_code"] == 0 else zhou_zhang_terms(a["t"], a["p"]).w_eps
     npp = a["sol"].astype(np.float64) * fpar * a["par_fraction"] * te1 * te2 * we * eps
-    # frozen months are exactly 0 even where another factor is inf/NaN-free but tiny
-    npp = np.where(te1 == 0.0, 0.0, npp)
+    npp = np.where(te1 == 0.0, 0.0, npp)  # frozen months: exactly 0, as in the kernel
 
     bad = _pixel_nan_reference(a["ndvi"], a["t"], a["p"], a["sol"]) | ~ok
     npp = np.where(bad[None], np.nan, npp)
