@@ -494,6 +494,22 @@ def test_partial_sums_groups_ignore_negative_ids():
     assert part["valid_area_m2_v"].tolist() == pytest.approx([110.0, 0.0])
     assert part["n_cells"].tolist() == [2, 1] and part["n_partial"].tolist() == [0, 1]
 
+    # finalize reports every feature × every requested group, absent pairs as zeros
+    layer = gpd.GeoDataFrame({"code": ["a", "b", "c"]},
+                             geometry=[box(0, 0, 1, 1), box(0, 0, 2, 1), box(0, 0, 1, 2)],
+                             crs=ALBERS)
+    table = finalize(combine([part]), layer, "code", None, {"v": "t C ha-1"},
+                     groups=range(4))
+    assert len(table) == 12
+    assert table[["code", "group"]].values.tolist()[:5] == [
+        ["a", 0], ["a", 1], ["a", 2], ["a", 3], ["b", 0]]
+    assert table.groupby("code")["sum_v"].sum().tolist() == pytest.approx([410.0, 0.0, 0.0])
+    b_rows = table[table["code"] == "b"]
+    assert (b_rows["n_cells"] == 0).all() and b_rows["mean_v"].isna().all()
+    assert table["polygon_area_m2"].tolist()[4:8] == pytest.approx([2.0] * 4)
+    a3 = table[(table["code"] == "a") & (table["group"] == 3)].iloc[0]
+    assert a3["mean_v"] == pytest.approx(410.0 / 110.0)
+
 
 # --------------------------------------------------------------------------- polygon area
 def test_polygon_area_equal_area_and_units():
@@ -564,6 +580,9 @@ def test_errors_name_the_input():
         tile_coverage(geoms, Affine(1, 0, 0, 0, 1, 0), (3, 3), UTM51)
     with pytest.raises(ZoneLayerError, match="Point"):
         tile_coverage(gpd.GeoSeries([Point(1, 1)], crs=UTM51), tf, (3, 3), UTM51)
+    bowtie = Polygon([(0, 0), (3, 3), (3, 0), (0, 3)])  # exactextract mis-measures it
+    with pytest.raises(ZoneLayerError, match="Self-intersection.*make_valid"):
+        tile_coverage(gpd.GeoSeries([box(0, 0, 1, 1), bowtie], crs=UTM51), tf, (3, 3), UTM51)
 
     cov = tile_coverage(geoms, tf, (3, 3), UTM51)
     with pytest.raises(GridMismatchError, match="'v'"):
@@ -583,8 +602,10 @@ def test_errors_name_the_input():
         finalize(sums, layer, "zone_id", None, {"v": "1"})
     with pytest.raises(InputValueError, match=r"\['v'\]"):
         finalize(sums, layer, "code", None, {"w": "1"})
-    with pytest.raises(ZoneLayerError, match="2 features|position"):
+    with pytest.raises(ZoneLayerError, match="position 5"):
         finalize(sums.assign(feature=5), layer, "code", None, {"v": "1"})
+    with pytest.raises(InputValueError, match=r"groups \[0\]"):
+        finalize(sums, layer, "code", None, {"v": "1"}, groups=[1, 2])
 
 
 # --------------------------------------------------------------------------- scale

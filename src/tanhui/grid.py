@@ -550,9 +550,11 @@ class TileGrid:
         if geom_grid.is_empty:
             return []
         gxmin, gymin, gxmax, gymax = geom_grid.bounds
-        c0 = max(0, math.floor((gxmin - self.origin_x) / self.tile_width))
+        # ceil(..) - 1 and floor(..) include both neighbours of an edge the geometry lies on;
+        # the predicates below decide.
+        c0 = max(0, math.ceil((gxmin - self.origin_x) / self.tile_width) - 1)
         c1 = min(self.n_tile_cols - 1, math.floor((gxmax - self.origin_x) / self.tile_width))
-        r0 = max(0, math.floor((self.origin_y - gymax) / self.tile_height))
+        r0 = max(0, math.ceil((self.origin_y - gymax) / self.tile_height) - 1)
         r1 = min(self.n_tile_rows - 1, math.floor((self.origin_y - gymin) / self.tile_height))
         if c0 > c1 or r0 > r1:
             return []

@@ -169,15 +169,24 @@ def _check_layer_crs(geoms: geopandas.GeoSeries, crs) -> None:
 
 
 def _check_polygonal(geoms: geopandas.GeoSeries, positions: np.ndarray) -> None:
-    type_ids = shapely.get_type_id(geoms.values[positions])
-    bad = ~np.isin(type_ids, _POLYGON_TYPE_IDS)
+    candidates = np.asarray(geoms.values[positions])
+    bad = ~np.isin(shapely.get_type_id(candidates), _POLYGON_TYPE_IDS)
     if bad.any():
-        bad_pos = positions[bad][:10].tolist()
-        names = sorted({g.geom_type for g in np.asarray(geoms.values[positions[bad]])})
+        names = sorted({g.geom_type for g in candidates[bad]})
         raise ZoneLayerError(
-            f"zone layer features at positions {bad_pos} are {names}; expected Polygon "
-            "or MultiPolygon. Explode geometry collections and drop points/lines "
-            "(e.g. gdf[gdf.geom_type.isin(['Polygon', 'MultiPolygon'])])."
+            f"zone layer features at positions {positions[bad][:10].tolist()} are {names}; "
+            "expected Polygon or MultiPolygon. Explode geometry collections and drop "
+            "points/lines (e.g. gdf[gdf.geom_type.isin(['Polygon', 'MultiPolygon'])])."
+        )
+    # exactextract silently returns wrong fractions for self-intersecting rings
+    invalid = ~shapely.is_valid(candidates)
+    if invalid.any():
+        first = int(np.flatnonzero(invalid)[0])
+        raise ZoneLayerError(
+            f"zone layer features at positions {positions[invalid][:10].tolist()} are "
+            f"invalid polygons (first: {shapely.is_valid_reason(candidates[first])}); "
+            "expected valid geometries, or coverage fractions would be wrong. Repair the "
+            "layer with GeoSeries.make_valid() before aggregating."
         )
 
 
@@ -199,7 +208,8 @@ def tile_coverage(
     ----------
     geoms : geopandas.GeoSeries
         Valid Polygon/MultiPolygon features, already in the grid CRS. Feature numbers in
-        the result are positions in this series (not its index labels).
+        the result are positions in this series (not its index labels). Features touching
+        the tile are checked for type and validity on every call (a few ms).
     transform : affine.Affine
         North-up transform of the tile window (pixel corner to grid CRS coordinates).
     shape : tuple of int
@@ -219,7 +229,8 @@ def tile_coverage(
     MissingCRSError
         The layer has no CRS while ``crs`` is given.
     ZoneLayerError
-        A feature touching the tile is not a Polygon or MultiPolygon.
+        A feature touching the tile is not a Polygon or MultiPolygon, or is invalid
+        (self-intersecting), for which exactextract would return wrong fractions.
 
     Notes
     -----
@@ -663,7 +674,8 @@ def finalize(
         A field is missing or clashes with an output column, or ``sums`` refers to a
         feature position outside the layer.
     InputValueError
-        ``value_units`` does not match the variables in ``sums``.
+        ``value_units`` does not match the variables in ``sums``, or ``sums`` has a
+        group that is not in ``groups``.
     """
     fields = [id_field] + ([name_field] if name_field else [])
     _check_fields(features, fields)
@@ -675,9 +687,16 @@ def finalize(
             f"zone layer has {n_features} features. Pass the same layer, in the same "
             "order, as the one used for tile_coverage."
         )
+    present = sorted(set(sums["group"].tolist()))
     if groups is None:
-        groups = sorted(set(sums["group"].tolist())) or [0]
+        groups = present or [0]
     groups = [int(g) for g in groups]
+    dropped = sorted(set(present) - set(groups))
+    if dropped:
+        raise InputValueError(
+            f"zonal sums have groups {dropped} that are not in groups={groups}; their sums "
+            "would be dropped. Pass every group id present, or groups=None."
+        )
 
     full = pd.MultiIndex.from_product(
         [np.arange(n_features, dtype=np.int64), np.asarray(groups, dtype=np.int64)],
