@@ -66,7 +66,7 @@ def city():
     return gpd.read_file(CITY)
 
 
-# --- science.md §6.1 test vectors ---------------------------------------------------------------
+# --- science.md §6.1 test vectors -----------------------------------------------------------------
 
 # (lat of the cell's southern edge, cell size in degrees, science.md value in m², tolerance on
 # that rounded value, densification for the Geod reference, tolerance against Geod)
@@ -122,7 +122,7 @@ def test_row_area_vectorised_over_rows():
                                     rel=1e-8)
 
 
-# --- pixel areas on grids ------------------------------------------------------------------------
+# --- pixel areas on grids -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("name", "expected_m2"), [("china_albers_30m", 900.0),
@@ -234,7 +234,7 @@ def test_equal_area_in_feet_converts_units():
     assert grid.pixel_area_m2(TileId(0, 0))[0, 0] == pytest.approx((100 * ft_m) ** 2, rel=1e-12)
 
 
-# --- tile ids and tile geometry ------------------------------------------------------------------
+# --- tile ids and tile geometry -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("row", "col", "text"), [(0, 0, "T000_000"), (3, 12, "T003_012"),
@@ -291,7 +291,7 @@ def test_tile_outside_grid_is_rejected():
         grid.tile_transform("T000_006")
 
 
-# --- tiles_intersecting ----------------------------------------------------------------------------
+# --- tiles_intersecting ---------------------------------------------------------------------------
 
 
 def _all_tiles_gdf(name):
@@ -367,7 +367,7 @@ def test_tiles_intersecting_edges_points_and_outside():
     assert geo.tiles_intersecting(box, crs="EPSG:4490") == [TileId(3, 5)]
 
 
-# --- shipped grids ---------------------------------------------------------------------------------
+# --- shipped grids --------------------------------------------------------------------------------
 
 
 def test_available_lists_shipped_grids():
@@ -441,7 +441,7 @@ def test_shipped_grids_cover_tongliao_and_horqin(name, city):
     assert extent.buffer(tol).contains(horqin_grid)
 
 
-# --- MCD12C1 raster: from_raster and alignment ---------------------------------------------------
+# --- MCD12C1 raster: from_raster and alignment ----------------------------------------------------
 
 
 def test_from_raster_reproduces_mcd12c1_grid_and_row_areas():
@@ -462,7 +462,8 @@ def test_from_raster_reproduces_mcd12c1_grid_and_row_areas():
     ])
     np.testing.assert_allclose(area[:, 0], ref, rtol=1e-6)
     # tile (1, 0) starts 64 rows down
-    np.testing.assert_allclose(grid.pixel_area_m2(TileId(1, 0))[:height - 64], area[64:], rtol=1e-10)
+    np.testing.assert_allclose(grid.pixel_area_m2(TileId(1, 0))[:height - 64], area[64:],
+                               rtol=1e-10)
 
 
 def test_mcd12c1_sits_exactly_on_wgs84_geo_0p05():
@@ -500,7 +501,7 @@ def test_from_raster_errors_name_the_file(tmp_path):
         TileGrid.from_raster(no_crs)
 
 
-# --- load() errors, to_dict, to_geojson --------------------------------------------------------------
+# --- load() errors, to_dict, to_geojson -----------------------------------------------------------
 
 
 def test_load_unknown_name_lists_available_grids():

@@ -201,7 +201,8 @@ def _projected_pixel_area_m2(crs: pyproj.CRS, transform: affine.Affine, shape: S
     if not (math.isfinite(lon0) and math.isfinite(lat0)):
         raise GridMismatchError(
             f"window centre ({xs.mean()}, {ys.mean()}) is outside the valid area of CRS "
-            f"'{crs.name}'; cannot compute pixel areas. Use a window inside the projection's domain."
+            f"'{crs.name}'; cannot compute pixel areas. Use a window inside the projection's "
+            "domain."
         )
     laea = ProjectedCRS(
         conversion=LambertAzimuthalEqualAreaConversion(lat0, lon0),
@@ -302,7 +303,8 @@ class TileGrid:
         for key, value in counts.items():
             if not _is_count(value):
                 raise ConfigError(f"{what}: {key} = {value!r}, expected a positive integer.")
-        object.__setattr__(self, "tile_shape", Shape(int(self.tile_shape[0]), int(self.tile_shape[1])))
+        ny, nx = (int(n) for n in self.tile_shape)
+        object.__setattr__(self, "tile_shape", Shape(ny, nx))
         object.__setattr__(self, "n_tile_rows", int(self.n_tile_rows))
         object.__setattr__(self, "n_tile_cols", int(self.n_tile_cols))
         for key in ("res_x", "res_y", "origin_x", "origin_y"):
@@ -328,7 +330,8 @@ class TileGrid:
         return (
             f"TileGrid(name={self.name!r}, crs={self.crs.name!r}, res=({self.res_x!r}, "
             f"{self.res_y!r}), origin=({self.origin_x!r}, {self.origin_y!r}), "
-            f"tile_shape={tuple(self.tile_shape)}, n_tiles=({self.n_tile_rows}, {self.n_tile_cols}))"
+            f"tile_shape={tuple(self.tile_shape)}, "
+            f"n_tiles=({self.n_tile_rows}, {self.n_tile_cols}))"
         )
 
     # -- construction --------------------------------------------------------------------------
@@ -368,7 +371,9 @@ class TileGrid:
                 "grids/README.md shows a complete example."
             ) from err
         except OSError as err:
-            raise ConfigError(f"grid file {path} cannot be read ({err}). Check permissions.") from err
+            raise ConfigError(
+                f"grid file {path} cannot be read ({err}). Check permissions."
+            ) from err
         return cls.from_dict(data, source=str(path))
 
     @classmethod
@@ -499,9 +504,10 @@ class TileGrid:
         tid = TileId.parse(tid) if isinstance(tid, str) else TileId(*tid)
         if not (0 <= tid.row < self.n_tile_rows and 0 <= tid.col < self.n_tile_cols):
             raise GridMismatchError(
-                f"tile {tid} is outside grid '{self.name}', which has rows 0-{self.n_tile_rows - 1} "
-                f"and columns 0-{self.n_tile_cols - 1} (T000_000 to "
-                f"{TileId(self.n_tile_rows - 1, self.n_tile_cols - 1)}). Pick a tile from "
+                f"tile {tid} is outside grid '{self.name}', which has "
+                f"rows 0-{self.n_tile_rows - 1} and columns 0-{self.n_tile_cols - 1} "
+                f"(T000_000 to {TileId(self.n_tile_rows - 1, self.n_tile_cols - 1)}). "
+                "Pick a tile from "
                 "TileGrid.tile_ids() or tiles_intersecting()."
             )
         return tid
@@ -574,7 +580,8 @@ class TileGrid:
             if src_crs is not None and own is not None and src_crs != own:
                 raise GridMismatchError(
                     f"tiles_intersecting: the geometries carry CRS '{own.name}' but "
-                    f"crs='{src_crs.name}' was passed. Drop the crs argument or call .to_crs() first."
+                    f"crs='{src_crs.name}' was passed. Drop the crs argument or call "
+                    ".to_crs() first."
                 )
             src_crs = src_crs or own
             if src_crs is None:
@@ -622,7 +629,9 @@ class TileGrid:
         """
         return self.window_area_m2(self.tile_transform(tid), self.tile_shape)
 
-    def window_area_m2(self, transform: affine.Affine, shape: Shape | tuple[int, int]) -> np.ndarray:
+    def window_area_m2(
+        self, transform: affine.Affine, shape: Shape | tuple[int, int]
+    ) -> np.ndarray:
         """Pixel areas in m² of any north-up window ``(transform, shape)`` in this grid's CRS.
 
         Parameters

@@ -235,9 +235,11 @@ def tile_coverage(
     Notes
     -----
     The coverage fraction is the planar share of the cell in the grid CRS. For
-    geographic grids this is the share in lon/lat; the error from multiplying it by the
-    cell's ellipsoidal area is second order in the cell size (the area density varies
-    linearly with latitude across a cell).
+    geographic grids this is the share in lon/lat; multiplying it by the cell's
+    ellipsoidal area errs by at most about tan φ · Δφ / 2 of a partly covered cell's
+    area (4e-4 for 0.05° cells at 44°N), and only boundary cells carry that error: on
+    Tongliao's counties on a 0.05° grid, covered pixel area and geodesic polygon area
+    agree to 3e-6.
 
     References
     ----------
@@ -301,7 +303,16 @@ def _coverage_from_results(results: list[dict], shape: tuple[int, int]) -> TileC
     )
 
 
-def _cell_area_m2(area_m2, cov: TileCoverage) -> np.ndarray:
+def _flat_index(cov: TileCoverage) -> np.ndarray:
+    """Row-major cell index into the tile: one gather per array instead of 2-D indexing."""
+    return cov.row.astype(np.int64) * cov.shape[1] + cov.col
+
+
+def _gather(arr: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    return np.take(np.asarray(arr).reshape(-1), flat)
+
+
+def _cell_area_m2(area_m2, cov: TileCoverage, flat: np.ndarray) -> np.ndarray:
     """Pixel area of every covered cell, from a scalar, per-row or full-tile area array."""
     ny, nx = cov.shape
     area = np.asarray(area_m2, dtype=np.float64)
@@ -311,7 +322,7 @@ def _cell_area_m2(area_m2, cov: TileCoverage) -> np.ndarray:
         # TileGrid.pixel_area_m2 returns one area per row; never broadcast (ny,) along x
         per_cell = area[cov.row]
     elif area.ndim == 2 and area.shape[0] == ny and area.shape[1] in (1, nx):
-        per_cell = area[cov.row, 0] if area.shape[1] == 1 else area[cov.row, cov.col]
+        per_cell = area[cov.row, 0] if area.shape[1] == 1 else _gather(area, flat)
     else:
         raise GridMismatchError(
             f"area_m2 has shape {area.shape}; expected a scalar, ({ny},), ({ny}, 1) or "
@@ -334,7 +345,7 @@ def _check_value_shapes(values: Mapping[str, np.ndarray], shape: tuple[int, int]
             )
 
 
-def _cell_groups(groups, cov: TileCoverage, n_groups: int) -> np.ndarray:
+def _cell_groups(groups, cov: TileCoverage, flat: np.ndarray, n_groups: int) -> np.ndarray:
     if np.shape(groups) != cov.shape:
         raise GridMismatchError(
             f"groups array has shape {np.shape(groups)}; expected the tile shape "
@@ -346,7 +357,7 @@ def _cell_groups(groups, cov: TileCoverage, n_groups: int) -> np.ndarray:
             f"groups array has dtype {groups.dtype}; expected an integer array with "
             "negative values for cells to ignore. Cast class codes to int32 first."
         )
-    g = groups[cov.row, cov.col].astype(np.int64)
+    g = _gather(groups, flat).astype(np.int64)
     if g.size and g.max() >= n_groups:
         raise InputValueError(
             f"groups array has group id {int(g.max())} under the zone polygons; expected "
@@ -414,21 +425,34 @@ def partial_sums(
         An array does not match the tile shape.
     InputValueError
         Bad pixel areas, non-integer groups, or a group id ≥ ``n_groups``.
+
+    Examples
+    --------
+    exactextract's 3×3 example: values 1..9, square (0.5, 0.5)-(2.5, 2.5), unit pixels.
+
+    >>> import geopandas, numpy as np, shapely
+    >>> from affine import Affine
+    >>> square = geopandas.GeoSeries([shapely.box(0.5, 0.5, 2.5, 2.5)], crs="EPSG:32651")
+    >>> cov = tile_coverage(square, Affine(1, 0, 0, 0, -1, 3), (3, 3), "EPSG:32651")
+    >>> values = {"v": np.arange(1.0, 10.0).reshape(3, 3)}
+    >>> partial_sums(cov, 1.0, values)[["area_m2", "n_cells", "n_partial", "sum_v"]]
+       area_m2  n_cells  n_partial  sum_v
+    0      4.0        9          8   20.0
     """
     _check_value_shapes(values, cov.shape)
     if n_groups < 1:
         raise InputValueError(f"n_groups is {n_groups}; expected >= 1.")
-    row, col, frac, feature = cov.row, cov.col, cov.frac, cov.feature
-    cell_area = _cell_area_m2(area_m2, cov)
+    frac, feature, flat = cov.frac, cov.feature, _flat_index(cov)
+    cell_area = _cell_area_m2(area_m2, cov, flat)
 
     if groups is None:
         group = np.zeros(frac.size, np.int64)
         n_groups = 1
     else:
-        group = _cell_groups(groups, cov, n_groups)
+        group = _cell_groups(groups, cov, flat, n_groups)
         keep = group >= 0
         if not keep.all():
-            row, col, frac, feature = row[keep], col[keep], frac[keep], feature[keep]
+            frac, feature, flat = frac[keep], feature[keep], flat[keep]
             cell_area, group = cell_area[keep], group[keep]
 
     uniq, local = _local_feature_ids(feature)
@@ -446,12 +470,12 @@ def partial_sums(
         "n_partial": np.bincount(key[frac < 1.0], minlength=n_bins)[bins].astype(np.int64),
     }
     for name, arr in values.items():
-        v = np.asarray(arr)[row, col].astype(np.float64, copy=False)
+        v = _gather(arr, flat).astype(np.float64, copy=False)
         ok = np.isfinite(v)
         valid_w = np.where(ok, weight, 0.0)
-        out[f"sum_{name}"] = np.bincount(
-            key, weights=np.where(ok, v, 0.0) * valid_w, minlength=n_bins
-        )[bins]
+        with np.errstate(invalid="ignore"):  # NaN·w is masked out right away
+            v_w = np.where(ok, v * weight, 0.0)
+        out[f"sum_{name}"] = np.bincount(key, weights=v_w, minlength=n_bins)[bins]
         out[f"valid_area_m2_{name}"] = np.bincount(key, weights=valid_w, minlength=n_bins)[bins]
     return pd.DataFrame(out)
 

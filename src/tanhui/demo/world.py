@@ -387,7 +387,8 @@ def _z(fraction: float) -> float:
     return NormalDist().inv_cdf(1.0 - fraction)
 
 
-CROP_THRESHOLD = 0.36  # on agri + noise; sets the cropland share (~32 %)
+CROP_THRESHOLD = 0.33  # on agri + noise; sets the cropland share (~32 %)
+SAND_THRESHOLD = 0.72  # on sand belt + noise; sets the sandy-land share (~13 %)
 
 
 def _base_landcover(lon: np.ndarray, lat: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
@@ -418,7 +419,7 @@ def _base_landcover(lon: np.ndarray, lat: np.ndarray, seed: int) -> tuple[np.nda
     lc[cover < -0.45] = GRASS_LOW
     # sandy land: dune fields inside the sand belts
     sand_score = sand + 0.38 * n["sand"]
-    lc[(sand_score > 0.78) & (north < 0.5)] = SAND
+    lc[(sand_score > SAND_THRESHOLD) & (north < 0.5)] = SAND
     # woody vegetation
     lc[(north > 0.5) & (n["shrub"] > _z(0.10))] = SHRUB
     lc[(north > 0.6) & (lat > 44.6) & (n["wood"] > _z(0.07))] = FOREST
@@ -428,7 +429,7 @@ def _base_landcover(lon: np.ndarray, lat: np.ndarray, seed: int) -> tuple[np.nda
     lc[(hills > 0.5) & (n["plant"] > _z(0.10))] = FOREST
 
     # 2. cropland where the farming weight wins, but not on open dunes
-    crop_score = agri + 0.30 * n["crop"] - 0.5 * np.maximum(sand_score - 0.78, 0.0)
+    crop_score = agri + 0.30 * n["crop"] - 0.5 * np.maximum(sand_score - SAND_THRESHOLD, 0.0)
     crop = crop_score > CROP_THRESHOLD
     lc[crop] = DRYLAND
     d_main = d_river[:3].min(axis=0)
