@@ -24,7 +24,6 @@ from numpy.testing import assert_allclose, assert_array_equal
 from pyproj import CRS as ProjCRS
 from pyproj import Transformer
 from rasterio.transform import from_origin
-from rasterio.windows import Window
 from shapely.geometry import LinearRing, box
 
 from tanhui import outputs, styles
@@ -175,6 +174,18 @@ def test_cog_small_raster_without_overviews(tmp_path):
         assert_array_equal(src.read(1), data)
 
 
+@pytest.mark.parametrize("compress", ["ZSTD", "LZW", "NONE"])
+def test_cog_other_codecs(tmp_path, compress):
+    data = _float_stack((40, 30), seed=8)
+    path = write_cog(tmp_path / "c.tif", data, from_origin(X0, Y0, RES, RES), UTM51,
+                     band_names=["x"], units="1", compress=compress)
+    with rasterio.open(path) as src:
+        struct = src.tags(ns="IMAGE_STRUCTURE")
+        assert struct["LAYOUT"] == "COG"
+        assert struct.get("COMPRESSION", "NONE") == compress
+        assert_array_equal(src.read(1), data)
+
+
 def test_cog_finite_nodata_replaces_nan(tmp_path):
     data = np.array([[1.0, np.nan], [np.nan, 4.0]], dtype=np.float32)
     path = write_cog(tmp_path / "f.tif", data, from_origin(X0, Y0, RES, RES), UTM51,
@@ -195,6 +206,8 @@ def test_cog_finite_nodata_replaces_nan(tmp_path):
         ({"units": " "}, InputValueError, "units is empty"),
         ({"array": np.zeros((4, 4), np.complex64)}, InputValueError, "dtype"),
         ({"array": np.zeros((1, 0, 4), np.float32)}, InputValueError, "shape"),
+        ({"compress": "ZSTDX"}, InputValueError, "compress"),
+        ({"resampling": "max"}, InputValueError, "resampling"),
     ],
 )
 def test_cog_rejects_bad_input_and_writes_nothing(tmp_path, kwargs, error, match):
@@ -439,7 +452,9 @@ def test_csv_round_trip_with_units_sidecar(tmp_path):
     back = pd.read_csv(path, encoding="utf-8")
     pd.testing.assert_frame_equal(back, df, check_exact=True)
     sidecar = tmp_path / "zone_totals.units.txt"
-    assert sidecar.read_text(encoding="utf-8") == "stock_tC: t C per zone\nchange_tC: sink-positive\n"
+    assert sidecar.read_text(encoding="utf-8") == (
+        "stock_tC: t C per zone\nchange_tC: sink-positive\n"
+    )
     assert _listing(tmp_path) == ["zone_totals.csv", "zone_totals.units.txt"]
 
 
@@ -588,10 +603,11 @@ def test_gpkg_layers_and_qgis_layer_styles(tmp_path):
         assert geom_col == geom_cols[layer]
         assert stored == qml
     # The attribute filter QGIS's OGR provider uses in loadStyle(), run through GDAL.
-    hit = pyogrio.read_dataframe(
-        path, layer="layer_styles",
-        where=f"f_table_schema='' AND f_table_name='zones' AND f_geometry_column='{geom_cols['zones']}'",
+    qgis_filter = (
+        "f_table_schema='' AND f_table_name='zones' "
+        f"AND f_geometry_column='{geom_cols['zones']}'"
     )
+    hit = pyogrio.read_dataframe(path, layer="layer_styles", where=qgis_filter)
     assert len(hit) == 1 and hit["styleQML"].iloc[0] == qml_zones
 
 
@@ -599,8 +615,10 @@ def test_gpkg_rewrite_replaces_whole_file(tmp_path):
     zones = _zones_utm()
     path = write_gpkg_layers(tmp_path / "s.gpkg", {"a": zones, "b": zones},
                              styles={"a": styles.vector_qml_outline("#000000")})
-    write_gpkg_layers(path, {"c": zones})
-    assert {n for n, _ in pyogrio.list_layers(path)} == {"c"}
+    totals = pd.DataFrame({"zone_id": [1, 2], "stock_tC": [1234.5, -6.25]})
+    write_gpkg_layers(path, {"c": zones, "totals": totals})
+    assert dict(pyogrio.list_layers(path)) == {"c": "Polygon", "totals": None}
+    pd.testing.assert_frame_equal(pyogrio.read_dataframe(path, layer="totals"), totals)
 
 
 def test_gpkg_failure_leaves_nothing_and_keeps_old_file(tmp_path, monkeypatch):
@@ -644,7 +662,8 @@ def test_qml_sequential_structure():
     assert root.tag == "qgis" and root.get("version").startswith("3.")
     renderer = root.find("./pipe/rasterrenderer")
     assert renderer.get("type") == "singlebandpseudocolor" and renderer.get("band") == "1"
-    assert (float(renderer.get("classificationMin")), float(renderer.get("classificationMax"))) == (0, 80)
+    limits = (float(renderer.get("classificationMin")), float(renderer.get("classificationMax")))
+    assert limits == (0, 80)
     assert renderer.find("./minMaxOrigin/limits").text == "None"
     shader = renderer.find("./rastershader/colorrampshader")
     assert shader.get("colorRampType") == "INTERPOLATED"

@@ -79,7 +79,7 @@ class RunContext:
 
 def _resolve_table_name(project: Project, name: str) -> str | Path:
     """A bare name refers to shipped tables; anything path-like is relative to the project."""
-    if name.endswith((".csv", ".toml")) or "/" in name or "\\" in name:
+    if name.endswith((".csv", ".toml", ".tif", ".tiff", ".vrt")) or "/" in name or "\\" in name:
         p = Path(name)
         return p if p.is_absolute() else project.root / p
     return name
@@ -91,6 +91,12 @@ def load_grid(project: Project) -> TileGrid:
         inspect_raster(first, what="land-cover raster")
         shape = Shape(*project.tile_shape) if project.tile_shape else Shape(1024, 1024)
         return TileGrid.from_raster(first, tile_shape=shape)
+    if project.grid.lower().endswith((".tif", ".tiff", ".vrt")):
+        # the pixel grid of another raster (e.g. the NDVI series)
+        ref = _resolve_table_name(project, project.grid)
+        inspect_raster(ref, what="grid raster")
+        shape = Shape(*project.tile_shape) if project.tile_shape else Shape(1024, 1024)
+        return TileGrid.from_raster(ref, tile_shape=shape)
     return TileGrid.load(_resolve_table_name(project, project.grid))
 
 

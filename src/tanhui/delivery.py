@@ -137,7 +137,10 @@ def write_deliverables(ctx: RunContext, out_dir: Path, tables: dict[str, pd.Data
     if ctx.flux is not None:
         from .flux_checks import flux_plausibility
 
-        warnings += flux_plausibility(ctx, tables)
+        lines = flux_plausibility(ctx, tables)
+        manifest["flux_summary"] = lines[0]
+        log.info(lines[0])
+        warnings += lines[1:]
     for w in warnings:
         log.warning(w)
     manifest["plausibility"] = warnings or ["all region-wide results inside the science.md §10.3 envelope"]

@@ -86,6 +86,8 @@ Resampling = Literal["average", "nearest", "mode", "bilinear", "cubic"]
 _FLOAT_DTYPES = ("float32", "float64")
 _INT_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32")
 _COMPRESS_LEVEL = {"DEFLATE": 6, "ZSTD": 9}  # GDAL's own defaults for these codecs
+_COMPRESSIONS = {"DEFLATE", "ZSTD", "LZW", "NONE"}
+_RESAMPLINGS = ("average", "nearest", "mode", "bilinear", "cubic")
 _GPKG_RESERVED_PREFIXES = ("gpkg_", "rtree_", "sqlite_")
 
 
@@ -144,7 +146,13 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
                 f"file {tmp.name}. This is a bug in the calling writer; please report it."
             )
         _fsync_file(tmp)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except PermissionError as err:  # Windows: the old file is open in QGIS or Excel
+            raise OutputError(
+                f"cannot replace {final}: {err.strerror}. Close the file in QGIS, Excel or "
+                "other programs and run again."
+            ) from err
         _move_sidecars(tmp, final)
     except BaseException:
         _remove_with_sidecars(tmp)
@@ -276,7 +284,8 @@ def write_cog(
         ``crs`` is None.
     InputValueError
         Wrong array shape or dtype, band-name count, nodata not representable in
-        the dtype, or ``tags`` contradicting ``units``/``long_name``.
+        the dtype, ``tags`` contradicting ``units``/``long_name``, or an unknown
+        ``compress``/``resampling``.
     OutputError
         The destination folder does not exist.
 
@@ -302,31 +311,8 @@ def write_cog(
         # One nodata marker per file: NaN pixels take the finite nodata value.
         data = np.where(np.isnan(data), data.dtype.type(nodata), data)
 
-    if blocksize < 16 or blocksize % 16:
-        raise InputValueError(
-            f"write_cog {path}: blocksize {blocksize} is not a positive multiple of 16. "
-            "Use 256 or 512."
-        )
-    resampling = resampling or ("average" if is_float else "nearest")
-    profile = {
-        "driver": "COG",
-        "width": data.shape[2],
-        "height": data.shape[1],
-        "count": data.shape[0],
-        "dtype": dtype,
-        "crs": crs,
-        "transform": transform,
-        "nodata": nodata,
-        "blocksize": blocksize,
-        "compress": compress.upper(),
-        "bigtiff": "IF_SAFER",
-        "overviews": "AUTO" if overviews else "NONE",
-        "overview_resampling": resampling.upper(),
-        # 3 = floating-point predictor; class codes gain nothing from differencing.
-        "predictor": 3 if is_float else 1,
-    }
-    if compress.upper() in _COMPRESS_LEVEL:
-        profile["level"] = _COMPRESS_LEVEL[compress.upper()]
+    profile = _cog_profile(data, transform, crs, nodata, compress, overviews, resampling,
+                           blocksize, path)
 
     with atomic_path(path) as tmp:
         # COG has no Create(): rasterio buffers in memory and CreateCopy()s on close,
@@ -339,6 +325,55 @@ def write_cog(
                 dst.set_band_unit(i, units)
                 dst.update_tags(i, units=units)
     return path
+
+
+def _cog_profile(
+    data: np.ndarray,
+    transform: Affine,
+    crs: CRS | str | int,
+    nodata: float | int | None,
+    compress: str,
+    overviews: bool,
+    resampling: str | None,
+    blocksize: int,
+    path: Path,
+) -> dict[str, object]:
+    compress = compress.upper()
+    if compress not in _COMPRESSIONS:
+        raise InputValueError(
+            f"write_cog {path}: compress={compress!r} is not one of {sorted(_COMPRESSIONS)}."
+        )
+    if resampling is not None and resampling not in _RESAMPLINGS:
+        raise InputValueError(
+            f"write_cog {path}: resampling={resampling!r} is not one of {list(_RESAMPLINGS)}."
+        )
+    if blocksize < 16 or blocksize % 16:
+        raise InputValueError(
+            f"write_cog {path}: blocksize {blocksize} is not a positive multiple of 16. "
+            "Use 256 or 512."
+        )
+    is_float = data.dtype.name in _FLOAT_DTYPES
+    resampling = resampling or ("average" if is_float else "nearest")
+    profile: dict[str, object] = {
+        "driver": "COG",
+        "width": data.shape[2],
+        "height": data.shape[1],
+        "count": data.shape[0],
+        "dtype": data.dtype.name,
+        "crs": crs,
+        "transform": transform,
+        "nodata": nodata,
+        "blocksize": blocksize,
+        "compress": compress,
+        "bigtiff": "IF_SAFER",
+        "overviews": "AUTO" if overviews else "NONE",
+        "overview_resampling": resampling.upper(),
+        # 3 = floating-point predictor; class codes gain nothing from differencing.
+        "predictor": 3 if is_float else 1,
+    }
+    if compress in _COMPRESS_LEVEL:
+        profile["level"] = _COMPRESS_LEVEL[compress]
+    return profile
 
 
 def _as_band_stack(array: np.ndarray, path: Path) -> np.ndarray:
@@ -435,7 +470,9 @@ class _TileInfo:
     tags: dict[str, str]
 
 
-def build_vrt(vrt_path: str | os.PathLike[str], tile_paths: Sequence[str | os.PathLike[str]]) -> Path:
+def build_vrt(
+    vrt_path: str | os.PathLike[str], tile_paths: Sequence[str | os.PathLike[str]]
+) -> Path:
     """Write a GDAL VRT that mosaics tiles on one pixel grid, atomically.
 
     The tiles must share CRS, pixel size, band count, data type, nodata, band
@@ -566,7 +603,9 @@ def _check_same_grid(ref: _TileInfo, t: _TileInfo, vrt_path: Path) -> None:
         fail("band units", t.units, ref.units)
 
 
-def _pixel_offset(t: _TileInfo, x0: float, y0: float, ref: _TileInfo, vrt_path: Path) -> tuple[int, int]:
+def _pixel_offset(
+    t: _TileInfo, x0: float, y0: float, ref: _TileInfo, vrt_path: Path
+) -> tuple[int, int]:
     col_f = (t.transform.c - x0) / ref.transform.a
     row_f = (t.transform.f - y0) / ref.transform.e
     col, row = round(col_f), round(row_f)
@@ -781,7 +820,10 @@ def _jsonable(obj: object, where: str, path: Path) -> object:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return _jsonable(dataclasses.asdict(obj), where, path)
     if isinstance(obj, Mapping):
-        return {_json_key(k, where, path): _jsonable(v, f"{where}.{k}", path) for k, v in obj.items()}
+        return {
+            _json_key(k, where, path): _jsonable(v, f"{where}.{k}", path)
+            for k, v in obj.items()
+        }
     if isinstance(obj, (set, frozenset)):
         return [_jsonable(v, f"{where}[]", path) for v in sorted(obj, key=repr)]
     if isinstance(obj, (list, tuple)):
@@ -851,7 +893,7 @@ def write_geojson(gdf: geopandas.GeoDataFrame, path: str | os.PathLike[str]) -> 
 
 def write_gpkg_layers(
     path: str | os.PathLike[str],
-    layers: Mapping[str, geopandas.GeoDataFrame],
+    layers: Mapping[str, geopandas.GeoDataFrame | pandas.DataFrame],
     styles: Mapping[str, str] | None = None,
 ) -> Path:
     """Write several layers to one GeoPackage, with optional QGIS styles, atomically.
@@ -865,9 +907,10 @@ def write_gpkg_layers(
     ----------
     path : path-like
         Destination ``.gpkg``; an existing file is replaced as a whole.
-    layers : mapping of str to geopandas.GeoDataFrame
-        Layer name to features (each with a CRS). Names must be unique and
-        must not start with ``gpkg_``, ``rtree_`` or ``sqlite_``.
+    layers : mapping of str to geopandas.GeoDataFrame or pandas.DataFrame
+        Layer name to features (each with a CRS); a plain DataFrame becomes a
+        table without geometry (e.g. zone totals). Names must not start with
+        ``gpkg_``, ``rtree_`` or ``sqlite_``.
     styles : mapping of str to str, optional
         Layer name to QML text (see :mod:`tanhui.styles`).
 
@@ -899,8 +942,13 @@ def write_gpkg_layers(
 
 
 def _check_gpkg_layers(
-    layers: Mapping[str, geopandas.GeoDataFrame], styles: Mapping[str, str], path: Path
+    layers: Mapping[str, geopandas.GeoDataFrame | pandas.DataFrame],
+    styles: Mapping[str, str],
+    path: Path,
 ) -> None:
+    import geopandas as gpd
+    import pandas as pd
+
     if not layers:
         raise InputValueError(f"write_gpkg_layers {path}: no layers given. Pass {{name: gdf}}.")
     for name, gdf in layers.items():
@@ -912,7 +960,13 @@ def _check_gpkg_layers(
                 f"(layer_styles, {', '.join(p + '*' for p in _GPKG_RESERVED_PREFIXES)}). "
                 "Rename the layer."
             )
-        _require_crs(gdf, f"layer {name!r} for {path}")
+        if isinstance(gdf, gpd.GeoDataFrame):
+            _require_crs(gdf, f"layer {name!r} for {path}")
+        elif not isinstance(gdf, pd.DataFrame):
+            raise InputValueError(
+                f"write_gpkg_layers {path}: layer {name!r} is a {type(gdf).__name__}; expected "
+                "a GeoDataFrame (or a DataFrame for a table without geometry)."
+            )
     unknown = sorted(set(styles) - set(layers))
     if unknown:
         raise InputValueError(
@@ -943,7 +997,7 @@ CREATE TABLE "layer_styles" (
 def _write_layer_styles(gpkg: Path, styles: Mapping[str, str]) -> None:
     # Same table as QGIS's OGR provider creates, registered as a GeoPackage
     # attributes table so GDAL (and so QGIS) lists it.
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     con = sqlite3.connect(gpkg)
     try:
         with con:

@@ -65,6 +65,7 @@ class FluxConfig:
     write_monthly: bool = False
     ndvi_min: Path | None = None
     ndvi_max: Path | None = None
+    ndvi_int_scale: float | None = None
     climate: dict[str, ClimateInput] = field(default_factory=dict)
 
 
@@ -284,7 +285,8 @@ def load_project(path: str | Path) -> Project:
         _check_keys(
             f,
             {"year", "ndvi", "dates", "ndvi_reducer", "casa_table", "eps_max_set", "water_stress",
-             "rh_days", "rh_precip", "write_monthly", "ndvi_min", "ndvi_max", "climate"},
+             "rh_days", "rh_precip", "write_monthly", "ndvi_min", "ndvi_max", "ndvi_int_scale",
+             "climate"},
             where, path,
         )
         dates = tuple(_get(f, "dates", list, where, path, []))
@@ -308,6 +310,7 @@ def load_project(path: str | Path) -> Project:
             write_monthly=_get(f, "write_monthly", bool, where, path, False),
             ndvi_min=opt("ndvi_min"),
             ndvi_max=opt("ndvi_max"),
+            ndvi_int_scale=_get(f, "ndvi_int_scale", (float, int), where, path, None),
             climate=_climate(_get(f, "climate", dict, where, path), path),
         )
 

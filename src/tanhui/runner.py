@@ -325,8 +325,9 @@ class _run_log:
         return self
 
     def __exit__(self, *exc):
-        if exc[0] is not None:
-            log.error("run failed: %s", exc[1])
+        if exc[0] is not None:  # into the log file only; the CLI prints the error itself
+            self.handler.handle(log.makeRecord("tanhui", logging.ERROR, __file__, 0,
+                                               "run failed: %s", (exc[1],), None))
         log.removeHandler(self.handler)
         self.handler.close()
         log.setLevel(self.level)

@@ -228,7 +228,9 @@ def _raster_pipe_tail(pipe: ET.Element) -> None:
     ET.SubElement(pipe, "resamplingStage").text = "resamplingFilter"
 
 
-def _raster_root(renderer_type: str, **renderer_attrs: str) -> tuple[ET.Element, ET.Element, ET.Element]:
+def _raster_root(
+    renderer_type: str, **renderer_attrs: str
+) -> tuple[ET.Element, ET.Element, ET.Element]:
     root = _qgis_root(styleCategories="AllStyleCategories")
     pipe = ET.SubElement(root, "pipe")
     provider = ET.SubElement(pipe, "provider")

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from rasterio.enums import Resampling
 import pandas as pd
 
 from . import variables as V
@@ -21,6 +20,9 @@ from .grid import TileId
 from .kernels.stock import ENGINES as STOCK_ENGINES
 from .outputs import write_cog
 from .rasterio_io import read_codes
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 @dataclass
@@ -57,7 +59,8 @@ def _write(out_dir: Path, var: V.Variable, tid: TileId, array: np.ndarray, ctx: 
         tags["sign_convention"] = var.sign
     if ctx.project.synthetic:
         tags["SYNTHETIC"] = "inputs are synthetic demo data, not observations"
-    write_cog(path, array, transform, ctx.grid.crs, band_names=[var.long_name], units=var.units,
+    names = ([f"{var.long_name}: {m}" for m in MONTHS] if array.ndim == 3 else [var.long_name])
+    write_cog(path, array, transform, ctx.grid.crs, band_names=names, units=var.units,
               long_name=var.long_name, tags=tags, **kw)
     written.append(str(path.relative_to(out_dir)))
 
@@ -90,7 +93,7 @@ def run_tile(ctx: RunContext, tid: TileId, out_dir: Path) -> TileResult:
         cls8 = np.where(groups == nodata_group, 255, groups).astype(np.uint8) if ctx.n_groups <= 255 else None
         if cls8 is not None:
             _write(out_dir, V.landcover_class(year), tid, cls8, ctx, transform, written,
-                   nodata=255, resampling=Resampling.nearest)
+                   nodata=255, resampling="nearest")
 
     changes: dict[tuple[int, int], np.ndarray] = {}
     for (y1, s1, _), (y2, s2, _) in zip(per_epoch, per_epoch[1:]):

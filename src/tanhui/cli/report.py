@@ -70,6 +70,8 @@ def print_summary(summary) -> None:
     out.print(f"outputs: {summary.out_dir}")
     for kind, files in summary.files.items():
         out.print(f"  {kind}: {len(files)} file(s)" + (f", e.g. {files[0]}" if files else ""))
+    if summary.manifest.get("flux_summary"):
+        out.print(summary.manifest["flux_summary"])
     for w in summary.warnings:
         out.print(f"[yellow]warning:[/yellow] {w}")
     tm = summary.manifest.get("timings", {})

