@@ -225,13 +225,12 @@ def test_fpar_per_pixel_bounds_override(engine):
     # pixel 1: class NDVI_min (0.023) with pixel max 0.8 -> top at 0.95
     assert_allclose(f[1, 0, 1], 0.95, rtol=1e-5)
     assert f[0, 0, 1] > 0.001
-    # pixels 2 and 3 fall back to the class pair for the missing/degenerate bound
-    expect = casa.fpar_reference(ndvi, cls[:, 2:], KW["ndvi_min"], KW["ndvi_max"],
-                                 KW["sr_min"], KW["sr_max"], ndvi_min_px=nmin[:, 2:3])
-    assert_allclose(f[:, :, 2:3], expect, rtol=1e-6)
-    plain = casa.fpar_reference(ndvi, cls[:, 3:], KW["ndvi_min"], KW["ndvi_max"],
-                                KW["sr_min"], KW["sr_max"])
-    assert_allclose(f[:, :, 3:], plain, rtol=1e-6)
+    # pixel 2: raster min 0.1 (SR from the formula), class max 0.634 / SR 4.46
+    # pixel 3: degenerate raster pair (0.5 >= 0.4) -> the class pair 0.023/0.634, 1.05/4.46
+    nd = np.array([0.1, 0.8])
+    for px, (nmin_e, smin_e) in ((2, (0.1, 1.1 / 0.9)), (3, (0.023, 1.05))):
+        fn_, fs_ = casa.fpar_components_reference(nd, nmin_e, 0.634, smin_e, 4.46)
+        assert_allclose(f[:, 0, px], 0.5 * fn_ + 0.5 * fs_, rtol=1e-5)
 
 
 # --------------------------------------------------------------------------- NPP
@@ -372,7 +371,7 @@ def test_casa_table_errors(tmp_path):
 
     def bad_sr(f):
         f.loc[f.class_id == "7", "sr_max"] = "4.60"
-    with pytest.raises(ParameterTableError, match=r"class_id 7.*'sr_max'.*4.465"):
+    with pytest.raises(ParameterTableError, match=r"class_id 7.*'sr_max'.*gives SR.*4.46"):
         CasaParams.load(_table(tmp_path, bad_sr))
 
     def bad_number(f):

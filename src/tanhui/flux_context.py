@@ -56,6 +56,7 @@ class FluxContext:
     rh_days: str
     rh_precip: str
     write_monthly: bool
+    gap_fill: str = "linear"
     ndvi_min_px: RasterInfo | None = None
     ndvi_max_px: RasterInfo | None = None
 
@@ -131,6 +132,7 @@ def build_flux_context(project, ctx) -> FluxContext:
     return FluxContext(
         year=f.year, series=series, casa=casa, climate=climate, water_stress=f.water_stress,
         rh_days=f.rh_days, rh_precip=f.rh_precip, write_monthly=f.write_monthly,
+        gap_fill=f.ndvi_gap_fill,
         ndvi_min_px=inspect_raster(f.ndvi_min, what="NDVI minimum raster") if f.ndvi_min else None,
         ndvi_max_px=inspect_raster(f.ndvi_max, what="NDVI maximum raster") if f.ndvi_max else None,
     )

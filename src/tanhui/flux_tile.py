@@ -10,9 +10,11 @@ import numpy as np
 
 from . import variables as V
 from .kernels.casa import casa_npp_numba, casa_npp_reference
+from .kernels.gapfill import gapfill_numba, gapfill_reference
 from .kernels.rh import ENGINES as RH_ENGINES
 from .rasterio_io import read_continuous
 
+GAPFILL = {"numba": gapfill_numba, "numpy": gapfill_reference}
 NPP_ENGINES = {"numba": casa_npp_numba, "numpy": casa_npp_reference}
 
 
@@ -24,6 +26,8 @@ def run_flux_tile(ctx, tid, transform, shape, per_epoch, out_dir, written, write
     classes = np.where(groups >= ctx.n_groups, 0, groups).astype(np.int16)
 
     ndvi = fc.series.read_months(crs, transform, shape)
+    if fc.gap_fill == "linear":
+        ndvi = GAPFILL[engine](ndvi)
     t = fc.climate["temperature"].read(crs, transform, shape)
     p = fc.climate["precipitation"].read(crs, transform, shape)
     sol = fc.climate["radiation"].read(crs, transform, shape)

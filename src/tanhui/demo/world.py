@@ -391,7 +391,7 @@ def _z(fraction: float) -> float:
     return NormalDist().inv_cdf(1.0 - fraction)
 
 
-CROP_THRESHOLD = 0.33  # on agri + noise; sets the cropland share (~32 %)
+CROP_THRESHOLD = 0.34  # on agri + noise; sets the cropland share (~32 %)
 SAND_THRESHOLD = 0.72  # on sand belt + noise; sets the sandy-land share (~13 %)
 
 
@@ -428,7 +428,7 @@ def _base_landcover(lon: np.ndarray, lat: np.ndarray, seed: int) -> tuple[np.nda
     lc[(north > 0.5) & (n["shrub"] > _z(0.10))] = SHRUB
     lc[(north > 0.6) & (lat > 44.6) & (n["wood"] > _z(0.07))] = FOREST
     lc[(sand > 0.25) & (n["wood"] > _z(0.09))] = SPARSE_WOOD  # elm open woodland
-    lc[(sand > 0.25) & (n["shrub"] > _z(0.05))] = SHRUB  # Caragana / Salix on dunes
+    lc[(sand > 0.25) & (n["shrub"] > _z(0.07))] = SHRUB  # Caragana / Salix on dunes
     lc[(sand > 0.2) & (n["plant"] > _z(0.07))] = FOREST  # poplar / Mongolian pine plantations
     lc[(hills > 0.5) & (n["plant"] > _z(0.10))] = FOREST
 
@@ -484,15 +484,15 @@ def _apply_changes(lc: np.ndarray, ctx: dict, progress: float, seed: int) -> np.
     kind = fbm(x_km, y_km, 4.0, 2, seed, 33)
     out = lc.copy()
     # afforestation in the sand belts (三北 shelter forest programme): sand / low grass -> 21/23
-    afforest = np.isin(lc, (SAND, GRASS_LOW)) & (w["sand"] > 0.2) & (aff > _z(0.08 * progress))
+    afforest = np.isin(lc, (SAND, GRASS_LOW)) & (w["sand"] > 0.2) & (aff > _z(0.07 * progress))
     out[afforest] = np.where(kind[afforest] > 0.0, FOREST, SPARSE_WOOD)
     # sand fixation: mobile sand -> medium-cover grassland or shrub (Caragana)
-    fixed = (lc == SAND) & ~afforest & (fix > _z(0.12 * progress))
+    fixed = (lc == SAND) & ~afforest & (fix > _z(0.10 * progress))
     out[fixed] = np.where(kind[fixed] > 0.6, SHRUB, GRASS_MEDIUM)
     # reclamation at the edge of the farmland: grassland -> dry land
     edge = (ctx["crop_score"] > CROP_THRESHOLD - 0.25) & (ctx["crop_score"] <= CROP_THRESHOLD)
     reclaim = np.isin(lc, (GRASS_HIGH, GRASS_MEDIUM, GRASS_LOW)) & edge \
-        & (exp > _z(0.15 * progress))
+        & (exp > _z(0.12 * progress))
     out[reclaim] = DRYLAND
     return out
 
@@ -623,11 +623,11 @@ def ndvi_months_lonlat(lon: np.ndarray, lat: np.ndarray, year: int, months, seed
     factor = (1.0 + 0.10 * fbm(x_km, y_km, 8.0, 2, seed, 50)
               + 0.04 * fbm(x_km, y_km, 1.0, 2, seed, 51)
               + 0.03 * (lon - _LON0)) * _year_factor(year, seed)
-    factor = np.clip(factor, 0.7, 1.3)
+    factor = np.clip(factor, 0.75, 1.2)
     shape = months.reshape((-1,) + (1,) * lon.ndim)
     season = np.exp(-0.5 * ((shape - peak_month) / width) ** 2)
     ndvi = winter + (peak - winter) * factor * season
-    ndvi = np.clip(ndvi, -0.3, 0.95)
+    ndvi = np.clip(ndvi, -0.3, 0.92)
     ndvi[:, landcover == NODATA] = np.nan
     return ndvi.astype(np.float32)
 
@@ -653,7 +653,7 @@ def ndvi_window(transform, shape, crs, year: int, month: int, seed: int = 42) ->
 
     Returns
     -------
-    float32 array of ``shape``, NDVI (unitless, −0.3..0.95); NaN outside the study rectangle.
+    float32 array of ``shape``, NDVI (unitless, −0.3..0.92); NaN outside the study rectangle.
     """
     if not 1 <= int(month) <= 12:
         raise ValueError(f"month = {month}; expected 1..12 (January = 1).")
