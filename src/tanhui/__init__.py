@@ -22,7 +22,7 @@ _LAZY = {
     "TileGrid": ("tanhui.grid", "TileGrid"),
     "Legend": ("tanhui.legends", "Legend"),
     "DensityTable": ("tanhui.legends", "DensityTable"),
-    "write_demo_project": ("tanhui.demo", "write_demo_project"),
+    "write_demo_project": ("tanhui.demo.project", "write_demo_project"),
 }
 
 

@@ -36,6 +36,12 @@ def flux_plausibility(ctx, tables: dict[str, pd.DataFrame]) -> list[str]:
         f"g C m-2 yr-1, mean Rh {s['rh_mean_gC_m2_yr']:.0f}; science.md §10.3 envelope for "
         f"Tongliao: NEP {lo}-{hi} Tg C/yr, mean NPP below {NPP_MEAN_MAX_gC_m2_yr:.0f}"
     ]
+    if not (lo <= s["nep_total_TgC_yr"] <= hi) and ctx.project.regions is not None:
+        msgs.append(
+            f"NEP total {s['nep_total_TgC_yr']:.2f} Tg C/yr is outside the derived Tongliao envelope "
+            f"{lo}-{hi} Tg C/yr (science.md §10.3). CASA-Pei NEP is an index of relative sink "
+            "strength, not an accounting number: eddy covariance over Horqin sandy grassland shows a "
+            "small net source (science.md §2.4); use the stock-difference results for official reports")
     if s["npp_mean_gC_m2_yr"] > NPP_MEAN_MAX_gC_m2_yr:
         msgs.append(f"mean NPP {s['npp_mean_gC_m2_yr']:.0f} g C m-2 yr-1 exceeds {NPP_MEAN_MAX_gC_m2_yr:.0f} "
                     "(science.md §10.3); check eps_max set, radiation units and NDVI scaling")

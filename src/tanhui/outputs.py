@@ -368,9 +368,11 @@ def _cog_profile(
         "bigtiff": "IF_SAFER",
         "overviews": "AUTO" if overviews else "NONE",
         "overview_resampling": resampling.upper(),
-        # 3 = floating-point predictor; class codes gain nothing from differencing.
-        "predictor": 3 if is_float else 1,
     }
+    if is_float:
+        # floating-point predictor; class codes gain nothing from differencing (and the COG
+        # driver takes YES/NO/STANDARD/FLOATING_POINT, not GTiff's 1/2/3)
+        profile["predictor"] = "FLOATING_POINT"
     if compress in _COMPRESS_LEVEL:
         profile["level"] = _COMPRESS_LEVEL[compress]
     return profile

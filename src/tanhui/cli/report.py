@@ -52,20 +52,22 @@ def print_summary(summary) -> None:
     regions = summary.tables.get("regions")
     if regions is not None and not regions.empty:
         t = regions[regions["class_id"] == "all"]
-        stock_cols = [c for c in t.columns if c.startswith("stock_total_tC_")]
-        change_cols = [c for c in t.columns if c.startswith("stock_change_tC_")]
-        flux_cols = [c for c in t.columns if c.startswith("nep_tC_yr_") or c.startswith("npp_tC_yr_")]
-        table = Table(title="Per-region totals", title_justify="left")
-        table.add_column("region")
-        table.add_column("area (ha)", justify="right")
-        for c in stock_cols + change_cols + flux_cols:
-            unit = "t C/yr" if "_yr_" in c else "t C"
-            table.add_column(c.replace("_tC_yr_", " ").replace("_tC_", " ") + f" ({unit})", justify="right")
         area_col = next(c for c in t.columns if c.startswith("area_ha"))
+        cols = [(c, "Mt C", 1e6) for c in t.columns if c.startswith("stock_total_tC_")]
+        cols += [(c, "kt C", 1e3) for c in t.columns if c.startswith("stock_change_tC_")]
+        cols += [(c, "kt C/yr", 1e3) for c in t.columns if c.startswith(("npp_tC_yr_", "nep_tC_yr_"))]
+        table = Table(title="Per-region totals (sink-positive)", title_justify="left")
+        table.add_column("region")
+        table.add_column("area km2", justify="right")
+        for c, unit, _ in cols:
+            label = c.replace("stock_total_tC_", "stock ").replace("stock_change_tC_", "change ")
+            label = label.replace("_tC_yr_", " ").replace("_", "-")
+            table.add_column(f"{label}\n({unit})", justify="right")
         for _, r in t.iterrows():
-            table.add_row(str(r["feature_name"]), _fmt(r[area_col]), *[_fmt(r[c]) for c in stock_cols + change_cols + flux_cols])
-        table.add_row("[b]sum of regions", _fmt(t[area_col].sum()),
-                      *[_fmt(t[c].sum()) for c in stock_cols + change_cols + flux_cols])
+            table.add_row(str(r["feature_name"]), _fmt(r[area_col] / 100),
+                          *[_fmt(r[c] / div, 2 if div == 1e6 else 1) for c, _, div in cols])
+        table.add_row("[b]sum", _fmt(t[area_col].sum() / 100),
+                      *[_fmt(t[c].sum() / div, 2 if div == 1e6 else 1) for c, _, div in cols])
         out.print(table)
     out.print(f"outputs: {summary.out_dir}")
     for kind, files in summary.files.items():

@@ -847,12 +847,53 @@ def _grid_crs(grid):
         crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
 
 
-def _open_partial(path: Path, profile: dict):
+class _Layer(NamedTuple):
+    """One output GeoTIFF of a block-wise write: where, how, and its final metadata."""
+
+    path: Path
+    profile: dict
+    finish: object  # callable(dataset) that sets tags, scales, colour table
+
+
+def _write_layers(layout: _Layout, crs, layers: dict, compute, workers: int = 1) -> None:
+    """Compute ``compute(lon, lat) -> {key: 2-D array}`` block by block and write each layer.
+
+    Blocks are computed on ``workers`` threads (the noise kernel releases the GIL) and
+    written in order from this thread. Files are written as ``<name>.partial`` and renamed
+    once complete, so an interrupted run leaves no file that looks finished.
+    """
     import rasterio
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    return tmp, rasterio.open(tmp, "w", **profile)
+    def job(item):
+        block, transform = item
+        lon, lat = pixel_lonlat(transform, (block.height, block.width), crs)
+        return block, compute(lon, lat)
+
+    tmp = {k: lay.path.with_name(lay.path.name + ".partial") for k, lay in layers.items()}
+    opened = {}
+    try:
+        for key, lay in layers.items():
+            lay.path.parent.mkdir(parents=True, exist_ok=True)
+            opened[key] = rasterio.open(tmp[key], "w", **lay.profile)
+        if workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(workers) as pool:
+                for block, arrays in pool.map(job, _blocks(layout)):
+                    for key, arr in arrays.items():
+                        opened[key].write(arr, 1, window=block)
+        else:
+            for item in _blocks(layout):
+                block, arrays = job(item)
+                for key, arr in arrays.items():
+                    opened[key].write(arr, 1, window=block)
+        for key, lay in layers.items():
+            lay.finish(opened[key])
+    finally:
+        for dst in opened.values():
+            dst.close()
+    for key, lay in layers.items():
+        tmp[key].replace(lay.path)
 
 
 def _tanhui_version() -> str:
@@ -861,39 +902,75 @@ def _tanhui_version() -> str:
     return __version__
 
 
-def write_demo_landcover(out_dir: Path, grid, *, seed: int = 42, years=(2015, 2023)
-                         ) -> list[Path]:
-    """Write ``landcover_<year>.tif`` (uint8 CNLUCC, nodata 0) for the tiles over Tongliao.
-
-    Computed and written block by block (512 × 512), all years from one base map, so the
-    30 m grid (~12 000 × 13 000 px per epoch) never sits in memory. Files are written under
-    a ``.partial`` name and renamed when complete.
-    """
-    out_dir = Path(out_dir)
-    years = _check_years(years)
-    layout = _layout(grid)
-    crs = _grid_crs(grid)
+def _landcover_layers(out_dir: Path, layout: _Layout, crs, years, seed: int) -> dict:
     profile = _profile(layout, crs, "uint8", NODATA)
-    paths = {y: out_dir / f"landcover_{y}.tif" for y in years}
-    opened = {y: _open_partial(p, profile) for y, p in paths.items()}
-    try:
-        for block, transform in _blocks(layout):
-            lon, lat = pixel_lonlat(transform, (block.height, block.width), crs)
-            for year, lc in landcover_epochs_lonlat(lon, lat, years, seed).items():
-                opened[year][1].write(lc, 1, window=block)
-        for year, (_, dst) in opened.items():
+
+    def finish(year):
+        def _finish(dst):
             _tag(dst, SYNTHETIC_NOTE, year=year, seed=seed, legend="cnlucc",
                  band="CNLUCC land-use code (synthetic)")
             dst.write_colormap(1, _colormap())
-    finally:
-        for _, dst in opened.values():
-            dst.close()
-    for year, (tmp, _) in opened.items():
-        tmp.replace(paths[year])
-    return [paths[y] for y in years]
+        return _finish
+
+    return {("lc", y): _Layer(out_dir / f"landcover_{y}.tif", profile, finish(y)) for y in years}
 
 
-def write_demo_ndvi(out_dir: Path, grid, year: int, seed: int = 42) -> list[Path]:
+def _ndvi_layers(out_dir: Path, layout: _Layout, crs, year: int, seed: int) -> dict:
+    profile = _profile(layout, crs, "int16", NDVI_FILL)
+
+    def finish(month):
+        def _finish(dst):
+            dst.scales = (NDVI_SCALE,)
+            dst.offsets = (0.0,)
+            _tag(dst, NDVI_NOTE, year=year, seed=seed, month=month,
+                 date=f"{year}-{month:02d}-01",
+                 band="NDVI (synthetic), scale 0.0001, fill -3000",
+                 units="1", valid_range="-2000,10000")
+        return _finish
+
+    return {("ndvi", m): _Layer(out_dir / "ndvi" / f"ndvi_{year}_{m:02d}.tif", profile, finish(m))
+            for m in range(1, 13)}
+
+
+def _scale_ndvi(ndvi: np.ndarray) -> np.ndarray:
+    """float NDVI -> int16 × 0.0001 with the MODIS fill value for NaN."""
+    return np.where(np.isnan(ndvi), NDVI_FILL, np.round(ndvi / NDVI_SCALE)).astype(np.int16)
+
+
+def _compute_blocks(years, seed: int, ndvi_year: int | None):
+    """Block function: land cover of ``years`` and, optionally, 12 NDVI months of one year."""
+    all_years = tuple(sorted(set(years) | ({ndvi_year} if ndvi_year is not None else set())))
+
+    def compute(lon, lat):
+        lc = landcover_epochs_lonlat(lon, lat, all_years, seed)
+        out = {("lc", y): lc[y] for y in years}
+        if ndvi_year is not None:
+            ndvi = ndvi_months_lonlat(lon, lat, ndvi_year, range(1, 13), seed,
+                                      landcover=lc[ndvi_year])
+            out.update({("ndvi", m + 1): _scale_ndvi(ndvi[m]) for m in range(12)})
+        return out
+
+    return compute
+
+
+def write_demo_landcover(out_dir: Path, grid, *, seed: int = 42, years=(2015, 2023),
+                         workers: int = 1) -> list[Path]:
+    """Write ``landcover_<year>.tif`` (uint8 CNLUCC, nodata 0) for the tiles over Tongliao.
+
+    Computed and written block by block (512 × 512), all years from one base map, so the
+    30 m grid (~12 000 × 13 000 px per epoch) never sits in memory. Blocks of the output
+    rectangle outside the tiles that intersect Tongliao stay nodata. Returns the paths.
+    """
+    out_dir = Path(out_dir)
+    years = _check_years(years)
+    layout, crs = _layout(grid), _grid_crs(grid)
+    layers = _landcover_layers(out_dir, layout, crs, years, seed)
+    _write_layers(layout, crs, layers, _compute_blocks(years, seed, None), workers)
+    return [layers[("lc", y)].path for y in years]
+
+
+def write_demo_ndvi(out_dir: Path, grid, year: int, seed: int = 42, *,
+                    workers: int = 1) -> list[Path]:
     """Write 12 monthly NDVI GeoTIFFs ``ndvi/ndvi_<year>_<MM>.tif`` for the tiles over Tongliao.
 
     int16 with scale 0.0001 and offset 0 in the file metadata and fill −3000, like MODIS
@@ -901,30 +978,11 @@ def write_demo_ndvi(out_dir: Path, grid, year: int, seed: int = 42) -> list[Path
     (:func:`ndvi_window`). Returns the 12 paths, January first.
     """
     out_dir = Path(out_dir)
-    layout = _layout(grid)
-    crs = _grid_crs(grid)
-    profile = _profile(layout, crs, "int16", NDVI_FILL)
-    paths = [out_dir / "ndvi" / f"ndvi_{int(year)}_{m:02d}.tif" for m in range(1, 13)]
-    opened = [_open_partial(p, profile) for p in paths]
-    try:
-        for block, transform in _blocks(layout):
-            lon, lat = pixel_lonlat(transform, (block.height, block.width), crs)
-            ndvi = ndvi_months_lonlat(lon, lat, year, range(1, 13), seed)
-            scaled = np.where(np.isnan(ndvi), NDVI_FILL, np.round(ndvi / NDVI_SCALE))
-            for m, (_, dst) in enumerate(opened):
-                dst.write(scaled[m].astype(np.int16), 1, window=block)
-        for m, (_, dst) in enumerate(opened, start=1):
-            dst.scales = (NDVI_SCALE,)
-            dst.offsets = (0.0,)
-            _tag(dst, NDVI_NOTE, year=int(year), seed=seed, month=m,
-                 date=f"{int(year)}-{m:02d}-01", band="NDVI (synthetic), scale 0.0001, fill -3000",
-                 units="1", valid_range="-2000,10000")
-    finally:
-        for _, dst in opened:
-            dst.close()
-    for (tmp, _), path in zip(opened, paths):
-        tmp.replace(path)
-    return paths
+    year = int(year)
+    layout, crs = _layout(grid), _grid_crs(grid)
+    layers = _ndvi_layers(out_dir, layout, crs, year, seed)
+    _write_layers(layout, crs, layers, _compute_blocks((), seed, year), workers)
+    return [layers[("ndvi", m)].path for m in range(1, 13)]
 
 
 def _tag(dst, note: str, *, band: str, **extra) -> None:
@@ -1044,7 +1102,7 @@ _README_NDVI = """\
 
 
 def write_demo_inputs(out_dir: Path, grid, *, seed: int = 42, years=(2015, 2023),
-                      ndvi_year: int | None = None) -> Path:
+                      ndvi_year: int | None = None, workers: int = 1) -> Path:
     """Write the synthetic Horqin demo project into ``out_dir`` and return its project.toml.
 
     Writes ``landcover_<year>.tif`` for each year (uint8 CNLUCC codes, DEFLATE-compressed
@@ -1069,6 +1127,9 @@ def write_demo_inputs(out_dir: Path, grid, *, seed: int = 42, years=(2015, 2023)
         Land-cover epochs, increasing.
     ndvi_year : int, optional
         Also write the NDVI/climate inputs of the flux path for this year.
+    workers : int
+        Threads computing blocks (2 on a 2-core machine roughly halves the time; the 30 m
+        grid takes of the order of 10 minutes per epoch-set on one core).
 
     Returns
     -------
@@ -1080,9 +1141,13 @@ def write_demo_inputs(out_dir: Path, grid, *, seed: int = 42, years=(2015, 2023)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     years = _check_years(years)
-    write_demo_landcover(out_dir, grid, seed=seed, years=years)
+    ndvi_year = None if ndvi_year is None else int(ndvi_year)
+    layout, crs = _layout(grid), _grid_crs(grid)
+    layers = _landcover_layers(out_dir, layout, crs, years, seed)
     if ndvi_year is not None:
-        write_demo_ndvi(out_dir, grid, int(ndvi_year), seed)
+        layers.update(_ndvi_layers(out_dir, layout, crs, ndvi_year, seed))
+    # one pass: the base map of each block serves all epochs and the NDVI months
+    _write_layers(layout, crs, layers, _compute_blocks(years, seed, ndvi_year), workers)
     shutil.copyfile(counties_path(), out_dir / "counties.geojson")
     project = out_dir / "project.toml"
     project.write_text(_project_toml(grid, years, seed, ndvi_year), encoding="utf-8")

@@ -386,7 +386,7 @@ def _thornthwaite_a(heat):
 
 @numba.njit(nogil=True)
 def _we_zhou_zhang(tk, pk, heat, a):
-    if tk <= 0.0 or heat <= 0.0:
+    if tk < 0.0 or heat <= 0.0:
         return WE_MIN  # E0 = 0 -> Ep = 0: set to the extreme-drought floor (documented choice)
     e0 = 16.0 * (10.0 * tk / heat) ** a
     if pk <= 0.0:
