@@ -34,7 +34,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # Albers of the tongliao-admin README (WGS84 ellipsoid) and of the tanhui grids (CGCS2000 =
 # GRS80; the two differ by < 1e-7 in area).
-ALBERS_WGS84 = "+proj=aea +lat_1=25 +lat_2=47 +lat_0=0 +lon_0=105 +x_0=0 +y_0=0 +ellps=WGS84 +units=m"
+ALBERS_WGS84 = (
+    "+proj=aea +lat_1=25 +lat_2=47 +lat_0=0 +lon_0=105 +x_0=0 +y_0=0 +ellps=WGS84 +units=m"
+)
 ALBERS_CGCS2000 = CRS.from_proj4(
     "+proj=aea +lat_1=25 +lat_2=47 +lat_0=0 +lon_0=105 +x_0=0 +y_0=0 +ellps=GRS80 +units=m +no_defs"
 )
@@ -244,7 +246,8 @@ def test_geography_is_where_the_brief_puts_it(city_2km):
     codes = lc[2015]
     rows, cols = np.indices(shape)
     x, y = transform * (cols + 0.5, rows + 0.5)
-    lon, lat = pyproj.Transformer.from_crs(ALBERS_CGCS2000, "EPSG:4326", always_xy=True).transform(x, y)
+    to_lonlat = pyproj.Transformer.from_crs(ALBERS_CGCS2000, "EPSG:4326", always_xy=True)
+    lon, lat = to_lonlat.transform(x, y)
     plain = mask & (lat > 43.5) & (lat < 43.9) & (lon > 121.0) & (lon < 123.0)
     sand_belt = mask & (lat > 42.7) & (lat < 43.3) & (lon > 120.5) & (lon < 123.0)
     north = mask & (lat > 44.6)
@@ -479,6 +482,7 @@ def test_written_landcover_matches_the_generator(demo_project):
         assert src.compression is not None
         assert src.tags()["SYNTHETIC"] == "true"
         assert "not an observation" in src.tags()["TIFFTAG_IMAGEDESCRIPTION"]
+        assert src.colormap(1)[12][:3] == (255, 225, 53)  # colour table written
         assert CRS.from_user_input(src.crs) == grid.crs
         tid = grid.tiles_intersecting(world.tongliao_outline(), "EPSG:4326")[0]
         t = grid.tile_transform(tid)
@@ -487,7 +491,16 @@ def test_written_landcover_matches_the_generator(demo_project):
         data = src.read(1, window=window.round_offsets().round_lengths())
         whole = src.read(1)
     np.testing.assert_array_equal(data, landcover_window(t, (64, 64), grid.crs, 2023))
-    # the raster covers the whole city
+    # whole raster: the generator inside the tiles over Tongliao, nodata in the other tiles
+    with rasterio.open(out / "landcover_2023.tif") as src:
+        expected = landcover_window(src.transform, whole.shape, src.crs, 2023)
+        covered = np.zeros(whole.shape, dtype=bool)
+        for tid in grid.tiles_intersecting(world.tongliao_outline(), "EPSG:4326"):
+            centre = grid.tile_transform(tid) * (0.5, 0.5)
+            r, c = rasterio.transform.rowcol(src.transform, *centre)
+            covered[r:r + 64, c:c + 64] = True
+    assert not covered.all()
+    np.testing.assert_array_equal(whole, np.where(covered, expected, 0))
     assert (whole != 0).mean() > 0.3
 
 
@@ -528,3 +541,38 @@ def test_project_file_follows_the_schema(demo_project):
 def test_write_demo_inputs_refuses_bad_years(tmp_path):
     with pytest.raises(ValueError, match="increasing"):
         write_demo_inputs(tmp_path, FakeGrid(2000.0), years=(2023, 2015))
+
+
+def test_write_with_the_real_tile_grid(tmp_path):
+    grid_mod = pytest.importorskip("tanhui.grid")
+    base = grid_mod.TileGrid.load("china_albers_250m")
+    coarse = grid_mod.TileGrid(
+        name="coarse_demo_test", crs=base.crs, res_x=4000.0, res_y=4000.0,
+        origin_x=base.origin_x, origin_y=base.origin_y, tile_shape=grid_mod.Shape(32, 32),
+        n_tile_rows=6, n_tile_cols=6)
+    project = write_demo_inputs(tmp_path, coarse, years=(2015, 2023))
+    assert 'grid = "coarse_demo_test"' in project.read_text(encoding="utf-8")
+    tid = coarse.tiles_intersecting(world.tongliao_outline(), "EPSG:4326")[0]
+    t = coarse.tile_transform(tid)
+    with rasterio.open(tmp_path / "landcover_2015.tif") as src:
+        row, col = rasterio.transform.rowcol(src.transform, t.c + 2000.0, t.f - 2000.0)
+        data = src.read(1, window=rasterio.windows.Window(col, row, 32, 32))
+    np.testing.assert_array_equal(data, landcover_window(t, (32, 32), coarse.crs, 2015))
+
+
+@pytest.mark.slow
+def test_full_250m_demo_matches_the_targets(tmp_path):
+    grid_mod = pytest.importorskip("tanhui.grid")
+    grid = grid_mod.TileGrid.load("china_albers_250m")
+    write_demo_inputs(tmp_path, grid, years=(2015, 2023), ndvi_year=2023)
+    geoms = [_to_albers(to_shape(f["geometry"]), ALBERS_CGCS2000.to_proj4()) for f in _counties()]
+    with rasterio.open(tmp_path / "landcover_2015.tif") as src:
+        lc = src.read(1)
+        mask = rasterio.features.rasterize(geoms, out_shape=lc.shape, transform=src.transform) > 0
+    codes = lc[mask]
+    assert (codes != 0).all()
+    assert 30 <= _share_pct(codes, CROP) <= 35 and 35 <= _share_pct(codes, GRASS) <= 40
+    assert 10 <= _share_pct(codes, SAND) <= 15 and 6 <= _share_pct(codes, FOREST) <= 10
+    with rasterio.open(tmp_path / "ndvi" / "ndvi_2023_08.tif") as src:
+        august = src.read(1)[mask] * 0.0001
+    assert 0.4 < august.mean() < 0.7

@@ -117,10 +117,8 @@ def check_coverage(geoms: np.ndarray, source_union_km2: float) -> dict[str, floa
         raise SystemExit(f"invalid output polygons: {shapely.is_valid_reason(geoms)}")
     to_alb = pyproj.Transformer.from_crs(4326, ALBERS, always_xy=True)
     alb = shapely.transform(geoms, lambda xy: np.column_stack(to_alb.transform(*xy.T)))
-    overlap_km2 = max(
-        (alb[i].intersection(alb[j]).area / 1e6 for i in range(len(alb)) for j in range(i + 1, len(alb))),
-        default=0.0,
-    )
+    pairs = [(i, j) for i in range(len(alb)) for j in range(i + 1, len(alb))]
+    overlap_km2 = max((alb[i].intersection(alb[j]).area / 1e6 for i, j in pairs), default=0.0)
     union = shapely.union_all(alb)
     holes = sum(len(p.interiors) for p in getattr(union, "geoms", [union]))
     union_km2 = union.area / 1e6
@@ -152,7 +150,8 @@ def write_geojson(path: Path, gdf, geoms: np.ndarray, area_km2: np.ndarray) -> N
         ),
     }
     lines = [json.dumps(f, ensure_ascii=False, separators=(",", ":")) for f in feats]
-    text = json.dumps(head, ensure_ascii=False)[:-1] + ',"features":[\n' + ",\n".join(lines) + "\n]}\n"
+    text = (json.dumps(head, ensure_ascii=False)[:-1] + ',"features":[\n' + ",\n".join(lines)
+            + "\n]}\n")
     # json.dumps writes floats with repr; coordinates are already rounded to 6 decimals.
     path.write_text(text, encoding="utf-8")
 

@@ -130,6 +130,12 @@ class CasaParams:
             source/status). The message names the file, column and class id.
         tanhui.errors.ConfigError
             ``eps_set`` is not "Z" or "R".
+
+        Examples
+        --------
+        >>> p = CasaParams.load()
+        >>> float(p.eps_max[7]), bool(p.vegetated[10])
+        (0.542, False)
         """
         if eps_set not in ("Z", "R"):
             raise ConfigError(

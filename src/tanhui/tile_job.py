@@ -60,6 +60,8 @@ def _write(out_dir: Path, var: V.Variable, tid: TileId, array: np.ndarray, ctx: 
     if ctx.project.synthetic:
         tags["SYNTHETIC"] = "inputs are synthetic demo data, not observations"
     names = ([f"{var.long_name}: {m}" for m in MONTHS] if array.ndim == 3 else [var.long_name])
+    # 512-px blocks suit QGIS; small tiles get 256-px blocks so they still carry an overview
+    kw.setdefault("blocksize", 512 if min(array.shape[-2:]) > 1024 else 256)
     write_cog(path, array, transform, ctx.grid.crs, band_names=names, units=var.units,
               long_name=var.long_name, tags=tags, **kw)
     written.append(str(path.relative_to(out_dir)))

@@ -63,7 +63,8 @@ _KM_PER_DEG_LAT = 111.13
 _KM_PER_DEG_LON = 111.32 * math.cos(math.radians(_LAT0))
 
 # County seats (lon, lat, town radius km): 科尔沁区 (Tongliao city), 开鲁, 甘旗卡 (科左后旗),
-# 保康 (科左中旗), 库伦, 大沁他拉 (奈曼), 鲁北 (扎鲁特), 霍林郭勒. Approximate positions.
+# 保康 (科左中旗), 库伦, 大沁他拉 (奈曼), 鲁北 (扎鲁特), 霍林郭勒. Positions approximate to
+# ~0.05° [U — from the project brief]; radii are synthetic (the city larger than the seats).
 TOWNS = (
     ("科尔沁区", 122.26, 43.62, 6.5),
     ("开鲁镇", 121.30, 43.60, 2.6),
@@ -76,7 +77,7 @@ TOWNS = (
 )
 
 # Rivers: name, control points (lon, lat) west -> east, channel half-width km, floodplain km.
-# Hand-placed from public maps; the real courses differ in detail.
+# Hand-placed after public maps [U]; the real courses differ by kilometres. Widths synthetic.
 RIVERS = (
     ("西辽河 Xiliao", ((119.0, 43.30), (119.7, 43.38), (120.3, 43.47), (120.8, 43.55),
                       (121.3, 43.64), (121.8, 43.66), (122.26, 43.665), (122.7, 43.70),
@@ -606,7 +607,7 @@ def _year_factor(year: int, seed: int) -> float:
 
 def ndvi_months_lonlat(lon: np.ndarray, lat: np.ndarray, year: int, months, seed: int = 42,
                        landcover: np.ndarray | None = None) -> np.ndarray:
-    """Synthetic NDVI (float32) of ``months`` (1..12) at points; shape ``(len(months), *lon.shape)``.
+    """Synthetic NDVI (float32) of ``months`` (1..12) at points, shape ``(n_months, *lon.shape)``.
 
     The amplitude (peak − winter) varies in space by ~±10 % (8 km noise), ~±4 % (1 km noise)
     and a gentle east-wetter gradient (+3 % per degree east), and by year (±6 %). NaN outside
@@ -617,19 +618,21 @@ def ndvi_months_lonlat(lon: np.ndarray, lat: np.ndarray, year: int, months, seed
     if landcover is None:
         landcover = landcover_lonlat(lon, lat, year, seed)
     months = np.asarray(list(months), dtype=np.float64)
-    params = _ndvi_lut()[landcover]
-    winter, peak, peak_month, width = (params[..., k] for k in range(4))
+    ndvi = np.full((months.size,) + lon.shape, np.nan, dtype=np.float32)
+    valid = landcover != NODATA
+    if not valid.any():
+        return ndvi
+    lon, lat = lon[valid], lat[valid]
+    params = _ndvi_lut()[landcover[valid]]
+    winter, peak, peak_month, width = (params[:, k] for k in range(4))
     x_km, y_km = _lonlat_to_km(lon, lat)
     factor = (1.0 + 0.10 * fbm(x_km, y_km, 8.0, 2, seed, 50)
               + 0.04 * fbm(x_km, y_km, 1.0, 2, seed, 51)
               + 0.03 * (lon - _LON0)) * _year_factor(year, seed)
     factor = np.clip(factor, 0.75, 1.2)
-    shape = months.reshape((-1,) + (1,) * lon.ndim)
-    season = np.exp(-0.5 * ((shape - peak_month) / width) ** 2)
-    ndvi = winter + (peak - winter) * factor * season
-    ndvi = np.clip(ndvi, -0.3, 0.92)
-    ndvi[:, landcover == NODATA] = np.nan
-    return ndvi.astype(np.float32)
+    season = np.exp(-0.5 * ((months[:, None] - peak_month) / width) ** 2)
+    ndvi[:, valid] = np.clip(winter + (peak - winter) * factor * season, -0.3, 0.92)
+    return ndvi
 
 
 def ndvi_window(transform, shape, crs, year: int, month: int, seed: int = 42) -> np.ndarray:
@@ -687,7 +690,7 @@ class MonthlyClimate(NamedTuple):
 
 
 def _radiation_monthly(lat_deg) -> np.ndarray:
-    """SOL = (0.25 + 0.50 n/N) Ra, MJ m-2 month-1, Ra from FAO-56 eq. 21 (via tanhui.kernels.solar)."""
+    """SOL = (0.25 + 0.50 n/N) Ra, MJ m-2 month-1; Ra: FAO-56 eq. 21 (tanhui.kernels.solar)."""
     return global_radiation_monthly(lat_deg, SUNSHINE_FRACTION)
 
 
@@ -807,27 +810,33 @@ def _layout(grid) -> _Layout:
     width = int(round((right - left) / res_x))
     height = int(round((top - bottom) / res_y))
     origin = type(transforms[0])(res_x, 0.0, left, 0.0, -res_y, top)
-    tiles = [(tid, Window(int(round((t.c - left) / res_x)), int(round((top - t.f) / res_y)), nx, ny))
+    tiles = [(tid, Window(int(round((t.c - left) / res_x)), int(round((top - t.f) / res_y)),
+                          nx, ny))
              for tid, t in zip(tids, transforms)]
     return _Layout(origin, height, width, tiles)
 
 
 def _blocks(layout: _Layout):
-    """Computation blocks (≤ 512 × 512, aligned to the GeoTIFF blocks) of all tiles."""
+    """512 × 512 blocks of the output raster that touch a tile over Tongliao.
+
+    Yields ``(window, transform, covered)``; ``covered`` is True where the block lies in
+    one of those tiles (pixels of other tiles stay nodata).
+    """
     from rasterio.windows import Window
     from rasterio.windows import transform as window_transform
 
-    done = set()
-    for _, win in layout.tiles:
-        for r0 in range(win.row_off, win.row_off + win.height, _BLOCK):
-            for c0 in range(win.col_off, win.col_off + win.width, _BLOCK):
-                r1 = min(r0 + _BLOCK, win.row_off + win.height, layout.height)
-                c1 = min(c0 + _BLOCK, win.col_off + win.width, layout.width)
-                if (r0, c0) in done or r1 <= r0 or c1 <= c0:
-                    continue
-                done.add((r0, c0))
-                block = Window(c0, r0, c1 - c0, r1 - r0)
-                yield block, window_transform(block, layout.transform)
+    for r0 in range(0, layout.height, _BLOCK):
+        for c0 in range(0, layout.width, _BLOCK):
+            h, w = min(_BLOCK, layout.height - r0), min(_BLOCK, layout.width - c0)
+            covered = np.zeros((h, w), dtype=bool)
+            for _, win in layout.tiles:
+                ra, rb = max(win.row_off - r0, 0), min(win.row_off + win.height - r0, h)
+                ca, cb = max(win.col_off - c0, 0), min(win.col_off + win.width - c0, w)
+                if ra < rb and ca < cb:
+                    covered[ra:rb, ca:cb] = True
+            if covered.any():
+                block = Window(c0, r0, w, h)
+                yield block, window_transform(block, layout.transform), covered
 
 
 def _profile(layout: _Layout, crs, dtype: str, nodata) -> dict:
@@ -852,7 +861,7 @@ class _Layer(NamedTuple):
 
     path: Path
     profile: dict
-    finish: object  # callable(dataset) that sets tags, scales, colour table
+    prepare: object  # callable(dataset): tags, scales, colour table (set before any pixel)
 
 
 def _write_layers(layout: _Layout, crs, layers: dict, compute, workers: int = 1) -> None:
@@ -865,8 +874,11 @@ def _write_layers(layout: _Layout, crs, layers: dict, compute, workers: int = 1)
     import rasterio
 
     def job(item):
-        block, transform = item
+        block, transform, covered = item
         lon, lat = pixel_lonlat(transform, (block.height, block.width), crs)
+        if not covered.all():  # NaN coordinates fall outside the study area -> nodata
+            lon[~covered] = np.nan
+            lat[~covered] = np.nan
         return block, compute(lon, lat)
 
     tmp = {k: lay.path.with_name(lay.path.name + ".partial") for k, lay in layers.items()}
@@ -875,6 +887,8 @@ def _write_layers(layout: _Layout, crs, layers: dict, compute, workers: int = 1)
         for key, lay in layers.items():
             lay.path.parent.mkdir(parents=True, exist_ok=True)
             opened[key] = rasterio.open(tmp[key], "w", **lay.profile)
+            # metadata first: libtiff refuses the colour table once pixels are written
+            lay.prepare(opened[key])
         if workers > 1:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -887,8 +901,6 @@ def _write_layers(layout: _Layout, crs, layers: dict, compute, workers: int = 1)
                 block, arrays = job(item)
                 for key, arr in arrays.items():
                     opened[key].write(arr, 1, window=block)
-        for key, lay in layers.items():
-            lay.finish(opened[key])
     finally:
         for dst in opened.values():
             dst.close()
@@ -905,30 +917,30 @@ def _tanhui_version() -> str:
 def _landcover_layers(out_dir: Path, layout: _Layout, crs, years, seed: int) -> dict:
     profile = _profile(layout, crs, "uint8", NODATA)
 
-    def finish(year):
-        def _finish(dst):
+    def prepare(year):
+        def _prepare(dst):
             _tag(dst, SYNTHETIC_NOTE, year=year, seed=seed, legend="cnlucc",
                  band="CNLUCC land-use code (synthetic)")
             dst.write_colormap(1, _colormap())
-        return _finish
+        return _prepare
 
-    return {("lc", y): _Layer(out_dir / f"landcover_{y}.tif", profile, finish(y)) for y in years}
+    return {("lc", y): _Layer(out_dir / f"landcover_{y}.tif", profile, prepare(y)) for y in years}
 
 
 def _ndvi_layers(out_dir: Path, layout: _Layout, crs, year: int, seed: int) -> dict:
     profile = _profile(layout, crs, "int16", NDVI_FILL)
 
-    def finish(month):
-        def _finish(dst):
+    def prepare(month):
+        def _prepare(dst):
             dst.scales = (NDVI_SCALE,)
             dst.offsets = (0.0,)
             _tag(dst, NDVI_NOTE, year=year, seed=seed, month=month,
                  date=f"{year}-{month:02d}-01",
                  band="NDVI (synthetic), scale 0.0001, fill -3000",
                  units="1", valid_range="-2000,10000")
-        return _finish
+        return _prepare
 
-    return {("ndvi", m): _Layer(out_dir / "ndvi" / f"ndvi_{year}_{m:02d}.tif", profile, finish(m))
+    return {("ndvi", m): _Layer(out_dir / "ndvi" / f"ndvi_{year}_{m:02d}.tif", profile, prepare(m))
             for m in range(1, 13)}
 
 
@@ -1128,8 +1140,8 @@ def write_demo_inputs(out_dir: Path, grid, *, seed: int = 42, years=(2015, 2023)
     ndvi_year : int, optional
         Also write the NDVI/climate inputs of the flux path for this year.
     workers : int
-        Threads computing blocks (2 on a 2-core machine roughly halves the time; the 30 m
-        grid takes of the order of 10 minutes per epoch-set on one core).
+        Threads computing blocks (the noise kernel releases the GIL; the gain depends on the
+        machine). On one core the 250 m grid takes ~10–20 s, the 30 m grid ~70 times longer.
 
     Returns
     -------

@@ -175,7 +175,9 @@ _NO_PX = np.full((1, 1), np.nan, dtype=np.float32)  # placeholder when no per-pi
 _NO_MONTH = np.zeros((1, 1), dtype=np.int8)
 
 
-def _pixel_bound(arr: np.ndarray | None, shape: tuple[int, ...], name: str) -> tuple[np.ndarray, bool]:
+def _pixel_bound(
+    arr: np.ndarray | None, shape: tuple[int, ...], name: str
+) -> tuple[np.ndarray, bool]:
     if arr is None:
         return _NO_PX, False
     a = np.asarray(arr)
@@ -185,8 +187,10 @@ def _pixel_bound(arr: np.ndarray | None, shape: tuple[int, ...], name: str) -> t
     return np.ascontiguousarray(a, dtype=np.float32), True
 
 
-def _topt_months(topt_month: int | np.ndarray | None, shape: tuple[int, ...]) -> tuple[np.ndarray, bool]:
-    """Validate ``topt_month``: None, a month 1..12, or a (ny, nx) raster of 0..12 (0 = per pixel)."""
+def _topt_months(
+    topt_month: int | np.ndarray | None, shape: tuple[int, ...]
+) -> tuple[np.ndarray, bool]:
+    """Check ``topt_month``: None, a month 1..12, or a (ny, nx) raster of 0..12 (0 = own NDVI)."""
     if topt_month is None:
         return _NO_MONTH, False
     a = np.asarray(topt_month)
@@ -386,7 +390,7 @@ def _thornthwaite_a(heat):
 
 @numba.njit(nogil=True)
 def _we_zhou_zhang(tk, pk, heat, a):
-    if tk < 0.0 or heat <= 0.0:
+    if tk <= 0.0 or heat <= 0.0:
         return WE_MIN  # E0 = 0 -> Ep = 0: set to the extreme-drought floor (documented choice)
     e0 = 16.0 * (10.0 * tk / heat) ** a
     if pk <= 0.0:
@@ -591,7 +595,9 @@ def fpar_reference(
 # ---------------------------------------------------------------------------------------------
 
 
-def t_epsilon1(topt_c: np.ndarray | float, t_c: np.ndarray | float | None = None) -> NDArray[np.float64]:
+def t_epsilon1(
+    topt_c: np.ndarray | float, t_c: np.ndarray | float | None = None
+) -> NDArray[np.float64]:
     """Te1 = 0.8 + 0.02·Topt − 0.0005·Topt², and 0 in months with T <= −10 °C.
 
     Parameters
@@ -649,6 +655,11 @@ def t_epsilon2(
     ----------
     Potter et al. (1993); ``valentingar/remotepp::calc_TSC2``; Pan et al. (2017); Chi Yuan et
     al. (2018) 生态学报, doi 10.5846/stxb201705301000 (science.md §1.3).
+
+    Examples
+    --------
+    >>> [round(float(t_epsilon2(t, 20.0)), 4) for t in (20.0, 7.0, 6.9)]
+    [0.9912, 0.4182, 0.4956]
     """
     t = np.asarray(t_c, dtype=np.float64)
     topt = np.asarray(topt_c, dtype=np.float64)
@@ -857,7 +868,8 @@ def zhou_zhang_terms(t: np.ndarray, p: np.ndarray) -> ZhouZhangTerms:
     pp = np.asarray(p, dtype=np.float32).astype(np.float64)
     c3, c2, c1, c0 = THORNTHWAITE_A_COEF
     with np.errstate(divide="ignore", invalid="ignore"):
-        heat = np.where(tt > 0.0, (np.maximum(tt, 0.0) / 5.0) ** THORNTHWAITE_EXP_HEAT, 0.0).sum(axis=0)
+        heat = np.where(tt > 0.0, (np.maximum(tt, 0.0) / 5.0) ** THORNTHWAITE_EXP_HEAT, 0.0)
+        heat = heat.sum(axis=0)
         a = ((c3 * heat + c2) * heat + c1) * heat + c0
         warm = (tt > 0.0) & (heat > 0.0)
         e0 = np.where(warm, 16.0 * (10.0 * np.maximum(tt, 0.0) / heat) ** a, 0.0)

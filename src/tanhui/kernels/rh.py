@@ -168,6 +168,13 @@ def rh_pei_numba(
     References
     ----------
     Pei et al. (2009) J. Integr. Plant Biol. 51(5):521-526 (science.md §2.1).
+
+    Examples
+    --------
+    >>> t = np.full((12, 1, 1), 20.0, np.float32)
+    >>> p = np.full((12, 1, 1), 100.0, np.float32)
+    >>> round(float(rh_pei_numba(t, p)[0, 0, 0]), 2)
+    29.7
     """
     tt, pp, days, div = _rh_args(t, p, days_per_month, precip, year)
     out = np.empty(tt.shape, dtype=np.float32)

@@ -131,6 +131,12 @@ def extraterrestrial_radiation_monthly(
     References
     ----------
     Allen et al. (1998) FAO-56, eqs. 21-25 (science.md §1.6, §10.2).
+
+    Examples
+    --------
+    >>> ra = extraterrestrial_radiation_monthly(43.6)
+    >>> ra.shape, round(float(ra[6])), round(float(ra.sum()))
+    ((12,), 1253, 9817)
     """
     return _per_day(lat_deg, year, extraterrestrial_radiation_daily)
 
