@@ -122,3 +122,76 @@ def open_output(out_dir: str | Path, stem: str, *, chunks: int | dict | None = 1
 def list_outputs(out_dir: str | Path) -> list[str]:
     """Stems of the output mosaics of a run."""
     return sorted(p.stem for p in Path(out_dir).glob("*.vrt"))
+
+
+def carbon_sink(
+    ndvi: xr.DataArray,
+    temperature: xr.DataArray,
+    precipitation: xr.DataArray,
+    radiation: xr.DataArray,
+    classes: xr.DataArray,
+    *,
+    casa_table: str = "casa_classes",
+    eps_max_set: str = "Z",
+    water_stress: str = "zhou_zhang",
+    rh_days: str = "30",
+    rh_precip: str = "monthly",
+    year: int | None = None,
+    engine: Engine = "numba",
+) -> xr.Dataset:
+    """Monthly CASA NPP, Pei Rh and NEP (g C m-2 month-1) from monthly stacks.
+
+    Parameters
+    ----------
+    ndvi, temperature, precipitation, radiation : DataArray (month, y, x)
+        12 months each: NDVI (scaled), °C, mm month-1, MJ m-2 month-1. Dask-backed inputs
+        must have the month axis in one chunk (Topt and Thornthwaite need the whole year).
+    classes : DataArray (y, x) of canonical class ids (0 = nodata).
+
+    Returns
+    -------
+    Dataset with ``npp``, ``rh``, ``nep`` (month, y, x) float32 in g C m-2 month-1,
+    sink-positive; annual values are ``.sum("month")`` (NaN-propagating).
+
+    References
+    ----------
+    science.md §1.1 (CASA), §2.1 (Pei et al. 2009), §2.3 (NEP).
+    """
+    from .casa_params import CasaParams
+    from .flux_tile import NPP_ENGINES
+    from .kernels.rh import ENGINES as RH_ENGINES
+
+    params = CasaParams.load(casa_table, eps_set=eps_max_set)
+    kw = params.kernel_kwargs()
+    npp_f = NPP_ENGINES[engine]
+    rh_f = RH_ENGINES[engine]["rh"]
+    nep_f = RH_ENGINES[engine]["nep"]
+
+    def block(nd, t, p, sol, cls):
+        cls = cls[0] if cls.ndim == 3 else cls  # dask passes it with a length-1 month axis
+        npp = npp_f(nd, t, p, sol, cls, **kw, water_stress=water_stress)
+        rh = rh_f(t, p, days_per_month=rh_days, precip=rh_precip, year=year)
+        nep = nep_f(npp, rh, cls, params.vegetated)
+        rh = np.where(np.isnan(nep).all(axis=0)[None], np.float32(np.nan), rh).astype(np.float32)
+        return np.stack([npp, rh, nep])
+
+    arrays = [a.data for a in (ndvi, temperature, precipitation, radiation)]
+    cls = classes.data
+    if any(hasattr(a, "map_blocks") for a in arrays + [cls]):
+        import dask.array as da
+
+        chunks_yx = next(a.chunks[1:] for a in arrays if hasattr(a, "chunks") and isinstance(a, da.Array))
+        stacks = [da.asarray(a).rechunk((-1,) + chunks_yx) for a in arrays]
+        cls_d = da.asarray(cls).rechunk(chunks_yx)
+        out = da.map_blocks(block, *stacks, cls_d[None], dtype=np.float32, new_axis=0,
+                            chunks=((3,), (12,)) + chunks_yx, meta=np.empty((0, 0, 0, 0), np.float32))
+    else:
+        out = block(*[np.asarray(a) for a in arrays], np.asarray(cls))
+    dims = ndvi.dims
+    ds = xr.Dataset({n: (dims, out[i]) for i, n in enumerate(("npp", "rh", "nep"))}, coords=ndvi.coords)
+    for n, long in (("npp", "net primary production (CASA)"),
+                    ("rh", "soil heterotrophic respiration (Pei et al. 2009)"),
+                    ("nep", "net ecosystem production NPP - Rh")):
+        ds[n].attrs.update(units="g C m-2 month-1", long_name=long, engine=engine)
+    ds["nep"].attrs["sign_convention"] = "positive = carbon sink"
+    return ds
