@@ -20,7 +20,8 @@ def _inputs(seed, ny=13, nx=17):
     p = P_FIXTURE[:, None, None] * rng.uniform(0.7, 1.3, (1, ny, nx)).astype(np.float32)
     sol = np.broadcast_to(SOL[:, None, None], (12, ny, nx)).astype(np.float32)
     cls = rng.choice([0, 1, 2, 6, 7, 8, 9, 10, 11, 12, 13], (ny, nx)).astype(np.int16)
-    ndvi[3, 0, 0] = np.nan  # a missing input month -> that pixel is nodata everywhere
+    ndvi[3, 0, 0] = np.nan  # a missing input month -> that (grassland) pixel is nodata everywhere
+    cls[0, 0] = 7
     return ndvi, t, p, sol, cls
 
 
