@@ -118,3 +118,15 @@ def test_demo_outputs_are_labelled_and_complete(demo):
     man = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert all(v["sha256"] for v in man["inputs"].values() if "sha256" in v)
     assert man["timings"]["total_s"] > 0 and man["versions"]["numba"]
+
+
+def test_python_api_opens_outputs_lazily_with_units(demo):
+    import tanhui
+
+    out = demo / "out"
+    assert "stock_total_tC_ha_2023" in tanhui.list_outputs(out)
+    da = tanhui.open_output(out, "stock_total_tC_ha_2023")
+    assert da.attrs["units"] == "t C ha-1" and da.chunks is not None  # lazy (dask-backed)
+    with rasterio.open(out / "stock_total_tC_ha_2023.vrt") as src:
+        ref = src.read(1)
+    np.testing.assert_array_equal(da.values, ref)

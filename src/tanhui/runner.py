@@ -265,6 +265,8 @@ def run_project(
     with OutputLock(out_dir), _run_log(out_dir):
         if overwrite and not resume:
             _clear_previous(out_dir)
+        for tmp in out_dir.rglob(".*.tmp"):  # left by a killed run (files are renamed when complete)
+            tmp.unlink(missing_ok=True)
         checksums = input_checksums(ctx)
         fingerprint = _tile_fingerprint(ctx.fingerprint(), checksums)
         wanted = [str(t) for t in ctx.tiles]
