@@ -35,6 +35,11 @@ import tempfile
 import time
 from pathlib import Path
 
+# Benchmark the repository's own code even if another checkout is installed (editable).
+REPO_SRC = Path(__file__).resolve().parents[1] / "src"
+if (REPO_SRC / "tanhui").is_dir():
+    sys.path.insert(0, str(REPO_SRC))
+
 PEAK_MEMORY_TARGET_GIB = 2.0
 RATIO_TARGET = 1.5
 KIB_PER_GIB = 1024.0 ** 2
@@ -262,7 +267,10 @@ def benchmark(resolution: int, workers_list: list[int], workdir: Path, keep: boo
     import numba
     import rasterio
 
+    import tanhui
+
     return {
+        "tanhui": {"version": tanhui.__version__, "path": str(Path(tanhui.__file__).parent)},
         "benchmark": "stock method, synthetic Horqin demo, 2 epochs, regions = 8 counties",
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
