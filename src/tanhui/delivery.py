@@ -81,6 +81,18 @@ def _pool_max(stem: str) -> float:
     return {"above": 40.0, "below": 10.0, "soil": 120.0, "dead": 4.0}.get(stem.split("_")[1], 100.0)
 
 
+TABLE_NOTES = (
+    "Each polygon layer is aggregated on its own. The 三区 (ecological/agricultural/urban space) "
+    "partition the planning area; the 三线 (red line, basic farmland, development boundary) overlap "
+    "each other and the 三区 by design: NEVER add results of different layers together.",
+    "Totals weight each pixel by the fraction of it covered by the polygon (exactextract rule) and "
+    "by its true area (equal-area grid, or ellipsoidal per-row area on geographic grids).",
+    "Units: t C (totals), t CO2 = t C x 44/12, t C ha-1 (mean densities), g C m-2 yr-1 (mean fluxes),"
+    " ha (areas); positive change / NEP = carbon sink. Change per class is grouped by the class "
+    "at the later epoch.",
+)
+
+
 def write_tables(ctx: RunContext, out_dir: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
     tdir = out_dir / "tables"
     tdir.mkdir(parents=True, exist_ok=True)
@@ -99,11 +111,11 @@ def write_tables(ctx: RunContext, out_dir: Path, tables: dict[str, pd.DataFrame]
         if key in ("regions", "extent"):
             continue
         name = key.split(":")[-1]
-        write_csv(t, tdir / f"zone_{name}.csv")
+        write_csv(t, tdir / f"zone_{name}.csv", header_lines=TABLE_NOTES)
         written.append(f"tables/zone_{name}.csv")
     lf = long_format(tables)
     if not lf.empty:
-        write_csv(lf, tdir / "zonal_long.csv")
+        write_csv(lf, tdir / "zonal_long.csv", header_lines=TABLE_NOTES)
         written.append("tables/zonal_long.csv")
     return written
 

@@ -82,7 +82,10 @@ def feature_class_table(ctx: RunContext, layer: PolygonLayer, sums_by_epoch: dic
                     "n_pixels": int(rec["n_cells"]), "n_partial_pixels": int(rec["n_partial"]),
                 }
                 if grp < 0:
+                    # science.md §8: report both areas and their difference (discretisation,
+                    # parts of the polygon outside the raster)
                     row["polygon_area_ha"] = poly_area[f] / M2_PER_HA
+                    row["pixel_minus_polygon_area_ha"] = row["area_ha"] - row["polygon_area_ha"]
                 for v in values:
                     conv = _convert(v)
                     if conv is None:
@@ -106,7 +109,7 @@ def merge_epochs(table: pd.DataFrame) -> pd.DataFrame:
         return table
     keys = ["layer", "feature_id", "feature_name", "class_id", "class_name"]
     last = table["epoch"].max()
-    base_cols = ["area_ha", "n_pixels", "n_partial_pixels", "polygon_area_ha"]
+    base_cols = ["area_ha", "n_pixels", "n_partial_pixels", "polygon_area_ha", "pixel_minus_polygon_area_ha"]
     out = None
     for year, part in table.groupby("epoch", sort=True):
         part = part.drop(columns=["epoch"]).dropna(axis=1, how="all")
@@ -170,7 +173,7 @@ def long_format(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def unit_of(var: str) -> str:
-    if var.startswith(("area_ha", "polygon_area_ha")):
+    if var.startswith(("area_ha", "polygon_area_ha", "pixel_minus_polygon")):
         return "ha"
     if var.startswith(("n_pixels", "n_partial")):
         return "count"
