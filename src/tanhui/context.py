@@ -26,7 +26,7 @@ from .errors import (
 from .grid import Shape, TileGrid, TileId
 from .legends import DensityTable, Legend, load_classes
 from .project import Project
-from .rasterio_io import RasterInfo, footprint, inspect_raster, is_aligned, unique_codes
+from .rasterio_io import RasterInfo, crs_label, footprint, inspect_raster, is_aligned, unique_codes
 
 
 @dataclass
@@ -238,8 +238,8 @@ def build_context(project: Project, *, scan_codes: bool = True) -> RunContext:
     for year, info in epochs[1:]:
         if info.crs != crs0:
             raise GridMismatchError(
-                f"land-cover raster {info.path} ({year}) has CRS {info.crs.to_string()} but "
-                f"{epochs[0][1].path} has {crs0.to_string()}. Give all epochs the same CRS "
+                f"land-cover raster {info.path} ({year}) has CRS {crs_label(info.crs)} but "
+                f"{epochs[0][1].path} has {crs_label(crs0)}. Give all epochs the same CRS "
                 "(reproject with gdalwarp -t_srs)."
             )
 

@@ -6,9 +6,18 @@ month by maximum-value composite (MVC, the usual choice in Chinese CASA work; sc
 for integer files without it, the project's ``ndvi_int_scale`` (MODIS stores NDVI × 10000,
 i.e. scale 0.0001); float files are taken as already scaled. After scaling, values outside
 [-1, 1] are nodata.
+
+Fill values: a file's declared nodata is masked; the project's ``ndvi_nodata`` declares one
+for files that lack it. An undeclared fill is refused (:func:`_check_scaled_range`): after
+scaling, a single value below or above the valid MOD13 range (-0.2 .. 1) that covers at least
+1 % of a file's valid pixels and makes up at least 90 % of its out-of-range pixels (a fill
+is one repeated value; a wrong scale spreads over many), or any raw -3000 / -9999 / -10000 /
+-32768 / 32767 in an integer file (MOD13's -3000 scales to -0.3, inside [-1, 1], and would
+otherwise enter CASA as real NDVI).
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -119,12 +128,17 @@ def _file_scale(info: RasterInfo, int_scale: float | None) -> tuple[float, float
 
 
 def open_series(paths, dates, year: int, reducer: str, int_scale: float | None,
-                check_values: bool = True) -> NdviSeries:
-    """Check an NDVI series (dates, duplicates, all 12 months of ``year``, scaling)."""
+                check_values: bool = True, nodata: float | None = None) -> NdviSeries:
+    """Check an NDVI series (dates, duplicates, all 12 months of ``year``, scaling, fills).
+
+    ``nodata`` (the project's ``ndvi_nodata``) replaces the files' own nodata value.
+    """
     files = []
     for k, p in enumerate(paths):
         p = Path(p)
         info = inspect_raster(p, what="NDVI file")
+        if nodata is not None:
+            info = dataclasses.replace(info, nodata=float(nodata))
         if dates:
             try:
                 d = dt.date.fromisoformat(dates[k])
@@ -166,18 +180,47 @@ def open_series(paths, dates, year: int, reducer: str, int_scale: float | None,
     return series
 
 
+#: raw fill values of common NDVI products (MOD13 -3000; -9999/-10000; int16 extremes)
+KNOWN_INT_FILLS = (-3000.0, -9999.0, -10000.0, -32768.0, 32767.0)
+#: the valid range of MOD13 NDVI after scaling (MOD13 user guide: -2000..10000 x 0.0001)
+VALID_NDVI = (-0.2, 1.0)
+
+
 def _check_scaled_range(f: NdviFile) -> None:
-    """Catch unscaled NDVI (e.g. x10000 values in a float file or with a wrong scale)."""
+    """Catch unscaled NDVI (x10000 values in a float file or a wrong scale) and undeclared fills."""
     import rasterio
 
     with rasterio.open(f.info.path) as src:
-        # a decimated read (overview-sized) is enough to see the value range
+        # a decimated (nearest-neighbour) read is enough to see the value range and repeats
         h, w = max(1, min(src.height, 256)), max(1, min(src.width, 256))
         a = src.read(1, out_shape=(h, w), masked=True).astype("float64")
-    v = np.ma.compressed(a) * f.scale + f.offset
-    if v.size and np.nanmax(np.abs(v)) > 1.5:
+    raw = np.ma.compressed(a)
+    if f.info.nodata is not None:
+        raw = raw[~((raw == f.info.nodata) | (np.isnan(raw) & np.isnan(f.info.nodata)))]
+    raw = raw[np.isfinite(raw)]
+    if not raw.size:
+        return
+    v = raw * f.scale + f.offset
+    out = raw[(v < VALID_NDVI[0]) | (v > VALID_NDVI[1])]
+    if out.size:
+        values, counts = np.unique(out, return_counts=True)
+        k = int(np.argmax(counts))
+        fill, n = float(values[k]), int(counts[k])
+        dominant = n >= 0.01 * raw.size and n >= 0.9 * out.size
+        known = f.info.is_integer and fill in KNOWN_INT_FILLS
+        if dominant or known:
+            share = n / raw.size
+            pct = f"{share:.0%}" if share >= 0.01 else f"{share:.2%}"
+            raise InputValueError(
+                f"NDVI file {f.info.path}: {pct} of its valid pixels are exactly {fill:g} "
+                f"({fill * f.scale + f.offset:.4g} after scaling), outside the valid NDVI range "
+                f"{VALID_NDVI[0]:g}..{VALID_NDVI[1]:g}; this is an undeclared fill value that would "
+                f"enter CASA as real NDVI. Declare it: set ndvi_nodata = {fill:g} in [flux], or "
+                f"'rio edit-info --nodata {fill:g}' on the NDVI files."
+            )
+    if np.max(np.abs(v)) > 1.5:
         raise InputValueError(
-            f"NDVI file {f.info.path} has values up to {np.nanmax(np.abs(v)):.4g} after scaling "
+            f"NDVI file {f.info.path} has values up to {np.max(np.abs(v)):.4g} after scaling "
             f"(scale {f.scale:g}); NDVI must lie in [-1, 1]. Set the right scale (ndvi_int_scale, "
             "or the file's scale metadata) or check the fill value."
         )

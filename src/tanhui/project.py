@@ -66,6 +66,7 @@ class FluxConfig:
     ndvi_min: Path | None = None
     ndvi_max: Path | None = None
     ndvi_int_scale: float | None = None
+    ndvi_nodata: float | None = None
     ndvi_gap_fill: str = "linear"
     climate: dict[str, ClimateInput] = field(default_factory=dict)
 
@@ -287,7 +288,7 @@ def load_project(path: str | Path) -> Project:
             f,
             {"year", "ndvi", "dates", "ndvi_reducer", "casa_table", "eps_max_set", "water_stress",
              "rh_days", "rh_precip", "write_monthly", "ndvi_min", "ndvi_max", "ndvi_int_scale",
-             "ndvi_gap_fill", "climate"},
+             "ndvi_nodata", "ndvi_gap_fill", "climate"},
             where, path,
         )
         dates = tuple(_get(f, "dates", list, where, path, []))
@@ -312,6 +313,7 @@ def load_project(path: str | Path) -> Project:
             ndvi_min=opt("ndvi_min"),
             ndvi_max=opt("ndvi_max"),
             ndvi_int_scale=_get(f, "ndvi_int_scale", (float, int), where, path, None),
+            ndvi_nodata=_get(f, "ndvi_nodata", (float, int), where, path, None),
             ndvi_gap_fill=_choice(_get(f, "ndvi_gap_fill", str, where, path, "linear"), ("linear", "none"), "ndvi_gap_fill", where, path),
             climate=_climate(_get(f, "climate", dict, where, path), path),
         )

@@ -1,21 +1,63 @@
 """Run a project: validate, schedule tile jobs on Dask, add up partial sums, write tables.
 
-Scheduling is Dask's: the local threaded scheduler by default (Numba kernels and GDAL
-release the GIL), or a ``distributed`` cluster given by address. Each tile job writes its
-rasters and then a small record (``tiles/_records/<tile>.json``) holding the fingerprint of
-its inputs and parameters and its partial sums; ``resume=True`` reuses records whose
-fingerprint still matches and recomputes the rest.
+Scheduling
+    Dask's local threaded scheduler by default, ``workers`` threads. Threads, not processes,
+    because the heavy parts of a tile release the GIL: the Numba kernels are compiled with
+    ``nogil=True`` and GDAL (reads, warps, COG writes) drops the GIL in C; threads share the
+    run context (LUTs, polygons) without pickling it and need no process start-up or per-process
+    Numba compilation. For several machines (or to isolate tiles in processes), pass
+    ``scheduler="tcp://host:8786"``, the address of a ``distributed`` scheduler
+    (``dask scheduler`` + ``dask worker``, or a ``distributed.LocalCluster``). All workers must
+    see the input and output folders at the same paths (a shared file system).
+
+Records and resume
+    A tile task writes its rasters (each atomically: temporary name, then rename) and then, last,
+    a record ``tiles/_records/<tile>.json``. The record holds the tile's partial sums and two
+    fingerprints:
+
+    - ``run_fingerprint``: every parameter that changes results (grid, look-up tables from the
+      legend and density table, engine, epochs, layer fields, the [flux] options, tanhui
+      version) and the SHA-256 of the parameter tables (density table, legend, CASA table).
+      Changing any of them invalidates every tile.
+    - ``input_hash``: a hash of the input data the tile reads: for every input raster its header
+      and the raw source pixels under the tile (the exact window when the raster is on the grid;
+      the tile's footprint in the raster's CRS plus a margin for the resampling kernel when it is
+      warped), and for every region/zone layer the features' geometries clipped to the tile.
+      Changing an input file in one area therefore invalidates only the tiles whose data
+      changed.
+
+    ``resume=True`` runs every tile task in "check" mode: the task computes the tile's input
+    hash (reads only, no kernels, no writes) and returns the stored record when both
+    fingerprints match and every output raster is present with its recorded size; otherwise it
+    deletes the stale record and recomputes the tile. The manifest (``run.json``) still lists
+    size and SHA-256 of every input file.
+
+Crash safety
+    Tile tasks are idempotent: a tile's record is removed before the tile is recomputed and
+    written after its last raster, so a record always describes complete outputs; a task killed
+    part-way (worker death, ``kill -9``) leaves only ``.<name>.<random>.tmp`` files, which are
+    removed at the start and at the end of every run. On a ``distributed`` cluster a task lost
+    with its worker is rerun elsewhere by Dask, and a task raising an unexpected exception is
+    retried twice; input errors (:class:`TanhuiError`) are not retried. A lock file
+    (``.tanhui.lock``: pid, host, process start time) refuses a second run on the same folder;
+    the lock of a killed run is detected as stale and replaced.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
 import os
 import platform
+import re
+import secrets
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import __version__
@@ -28,6 +70,11 @@ from .project import Project, load_project
 log = logging.getLogger("tanhui")
 
 RECORDS = Path("tiles") / "_records"
+RECORD_FORMAT = 2  # records of format 1 (one run-wide fingerprint) are recomputed
+# resampling kernels reach this many source pixels beyond a tile's footprint (cubic: 2)
+_WARP_MARGIN_PX = 3
+# temporary files of outputs.atomic_path: .<name>.<12 hex>.tmp, plus driver sidecars
+_TMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp(?:[.\-].*)?$")
 
 
 @dataclass
@@ -44,47 +91,128 @@ class RunSummary:
 # --- output folder: lock, overwrite, records -----------------------------------------------
 
 class OutputLock:
-    """A lock file that refuses a second run on the same output folder."""
+    """A lock file that refuses a second run on the same output folder.
+
+    The file holds ``<pid> <host> <process start time>``. A lock whose process is gone (or
+    is a zombie, or whose pid now belongs to a process started later) is stale and replaced.
+    A lock written on another host cannot be checked and is respected.
+    """
 
     def __init__(self, out_dir: Path):
         self.path = out_dir / ".tanhui.lock"
+        self.token = f"{os.getpid()} {socket.gethostname()} {_proc_start(os.getpid()) or 0}\n"
 
     def __enter__(self):
-        try:
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            pid = _read_pid(self.path)
-            if pid is not None and _pid_alive(pid):
+        for _attempt in range(3):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                self._check_stale()
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(self.token)
+            return self
+        raise OutputError(
+            f"output folder {self.path.parent} is locked ({self.path} keeps reappearing); another "
+            "tanhui run is starting there. Wait for it to finish, or use another output folder."
+        )
+
+    def _check_stale(self) -> None:
+        holder = _read_lock(self.path)
+        if holder is None:  # empty or half-written: a run that is just starting, or a crash
+            try:
+                age = time.time() - self.path.stat().st_mtime
+            except FileNotFoundError:
+                return
+            if age < 10:
+                time.sleep(1.0)
+                return
+        else:
+            pid, host, start = holder
+            if host and host != socket.gethostname():
+                raise OutputError(
+                    f"output folder {self.path.parent} is locked by a tanhui run on host {host} "
+                    f"(pid {pid}). Wait for it to finish; if no run is active there, delete "
+                    f"{self.path}."
+                )
+            if _pid_alive(pid, start):
                 raise OutputError(
                     f"output folder {self.path.parent} is locked by a running tanhui process "
                     f"(pid {pid}). Wait for it to finish, or use another output folder."
-                ) from None
-            self.path.unlink(missing_ok=True)  # stale lock of a crashed run
-            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(f"{os.getpid()}\n")
-        return self
+                )
+        log.info("removing stale lock %s (%s)", self.path, "unreadable" if holder is None else
+                 f"pid {holder[0]} is not running")
+        self.path.unlink(missing_ok=True)  # stale lock of a crashed run
 
     def __exit__(self, *exc):
-        self.path.unlink(missing_ok=True)
+        try:
+            mine = self.path.read_text(encoding="utf-8") == self.token
+        except OSError:
+            mine = False
+        if mine:
+            self.path.unlink(missing_ok=True)
         return False
 
 
-def _read_pid(path: Path) -> int | None:
+def _read_lock(path: Path) -> tuple[int, str | None, int | None] | None:
     try:
-        return int(path.read_text().split()[0])
+        parts = path.read_text(encoding="utf-8").split()
+        pid = int(parts[0])
     except (OSError, ValueError, IndexError):
+        return None
+    host = parts[1] if len(parts) > 1 else None
+    try:
+        start = int(parts[2]) if len(parts) > 2 else None
+    except ValueError:
+        start = None
+    return pid, host, (start or None)
+
+
+def _read_pid(path: Path) -> int | None:
+    holder = _read_lock(path)
+    return None if holder is None else holder[0]
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/<pid>/stat after the command name (Linux), or None."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rfind(")") + 2:].split()
+
+
+def _proc_start(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot (Linux; None elsewhere)."""
+    st = _proc_stat(pid)
+    try:
+        return int(st[19]) if st else None  # field 22 of stat; [0] is field 3 (state)
+    except (IndexError, ValueError):
         return None
 
 
-def _pid_alive(pid: int) -> bool:
+def _pid_alive(pid: int, start: int | None = None) -> bool:
+    """Is ``pid`` a running process (and, when ``start`` is given, the same one)?"""
     if pid == os.getpid():
         return True
+    if pid <= 0:
+        return False
+    st = _proc_stat(pid)
+    if st is not None:  # Linux: zombies are dead; a different start time is a reused pid
+        if st[0] in ("Z", "X"):
+            return False
+        if start is not None and _proc_start(pid) not in (None, start):
+            return False
+        return True
+    if Path("/proc/self/stat").exists():  # /proc exists but not this pid: gone
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        return True
+    except OSError:  # Windows: os.kill(pid, 0) is not a probe; assume alive
         return True
     return True
 
@@ -111,6 +239,18 @@ def prepare_output_dir(out_dir: Path, *, overwrite: bool, resume: bool) -> None:
         ) from err
 
 
+def remove_temporaries(out_dir: Path) -> int:
+    """Delete the ``.<name>.<random>.tmp`` files (and sidecars) of interrupted writes."""
+    n = 0
+    for p in out_dir.rglob(".*.tmp*"):
+        if p.is_file() and _TMP_RE.match(p.name):
+            p.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
+# --- fingerprints ------------------------------------------------------------------------
+
 def input_checksums(ctx: RunContext) -> dict[str, dict]:
     """Size and SHA-256 of every input file (land cover, vectors, tables, NDVI, climate)."""
     files: list[Path] = [info.path for _, info in ctx.epochs]
@@ -121,6 +261,8 @@ def input_checksums(ctx: RunContext) -> dict[str, dict]:
     out = {}
     for p in files:
         p = Path(p)
+        if str(p) in out:
+            continue
         if p.is_file():
             out[str(p)] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
         elif p.is_dir():  # e.g. a shapefile folder
@@ -128,23 +270,142 @@ def input_checksums(ctx: RunContext) -> dict[str, dict]:
     return out
 
 
-def _tile_fingerprint(run_fp: str, checksums: dict) -> str:
-    import hashlib
+def _parameter_tables(ctx: RunContext) -> list[Path]:
+    """Tables whose content changes every tile (not covered by the per-tile input hash)."""
+    files = [ctx.table.path, getattr(ctx.legend, "path", None)]
+    if ctx.flux is not None:
+        files.append(ctx.flux.casa.path)
+    return [Path(p) for p in files if p is not None]
 
-    doc = json.dumps({"run": run_fp, "inputs": {k: v.get("sha256") for k, v in checksums.items()}},
-                     sort_keys=True)
-    return hashlib.sha256(doc.encode()).hexdigest()
 
+def run_fingerprint(ctx: RunContext, checksums: dict) -> str:
+    """Hash of everything that changes every tile: parameters, parameter tables, version."""
+    tables = {}
+    for p in _parameter_tables(ctx):
+        c = checksums.get(str(p))
+        tables[p.name] = c["sha256"] if c and "sha256" in c else (
+            sha256_file(p) if p.is_file() else None)
+    doc = {
+        "format": RECORD_FORMAT,
+        "parameters": ctx.fingerprint(),
+        "tables": tables,
+        "tanhui": __version__,
+        # written into every tile raster's tags
+        "project": [ctx.project.name, bool(ctx.project.synthetic), ctx.grid.name],
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def tile_rasters(ctx: RunContext) -> list[tuple[str, object]]:
+    """Every input raster a tile reads, as (role, RasterInfo)."""
+    out: list[tuple[str, object]] = [(f"landcover:{y}", info) for y, info in ctx.epochs]
+    fc = ctx.flux
+    if fc is not None:
+        out += [(f"ndvi:{f.date.isoformat()}", f.info) for f in fc.series.files]
+        for name, src in sorted(fc.climate.items()):
+            out += [(f"climate:{name}:{i}", info) for i, info in enumerate(src.rasters)]
+        out += [(role, info) for role, info in (("ndvi_min", fc.ndvi_min_px), ("ndvi_max", fc.ndvi_max_px))
+                if info is not None]
+    return out
+
+
+def tile_input_hash(ctx: RunContext, tid: TileId) -> str:
+    """Hash of the input data tile ``tid`` reads (rasters under it, polygons clipped to it).
+
+    Reads only: raw source pixels (no scaling, warping or kernels) and polygon clipping, so
+    it costs a fraction of computing the tile. Equal hashes mean the tile's results would
+    be equal (given equal parameters, which :func:`run_fingerprint` covers).
+    """
+    from shapely import box, clip_by_rect, to_wkb
+
+    h = hashlib.blake2b(digest_size=32)
+    grid = ctx.grid
+    transform = grid.tile_transform(tid)
+    shape = tuple(grid.tile_shape)
+    bounds = grid.tile_bounds(tid)
+    for role, info in tile_rasters(ctx):
+        h.update(f"\0raster {role}\0".encode())
+        _hash_raster_window(h, info, grid.crs, transform, shape, bounds)
+    for lay in ctx.layers:
+        h.update(f"\0layer {lay.key}\0".encode())
+        geoms = lay.gdf.geometry
+        hits = np.sort(np.asarray(geoms.sindex.query(box(*bounds))))
+        values = geoms.values
+        for i in hits:
+            g = values[int(i)]
+            if g is None or g.is_empty:
+                continue
+            part = clip_by_rect(g, *bounds)
+            if part.is_empty:
+                continue
+            h.update(f"{int(i)}:".encode())
+            h.update(to_wkb(part, hex=False, output_dimension=2))
+    return h.hexdigest()
+
+
+def _hash_raster_window(h, info, crs, transform, shape, bounds) -> None:
+    import rasterio
+    from rasterio.windows import Window
+
+    from .rasterio_io import is_aligned
+
+    header = [info.crs.to_wkt() if info.crs else None, list(info.transform)[:6], info.width,
+              info.height, info.count, info.dtype, info.nodata, list(info.scales), list(info.offsets)]
+    h.update(json.dumps(header, default=str).encode())
+    ny, nx = shape
+    t = info.transform
+    if is_aligned(info, crs, transform):
+        c0 = round((transform.c - t.c) / t.a)
+        r0 = round((transform.f - t.f) / t.e)
+        c1, r1 = c0 + nx, r0 + ny
+    else:
+        win = _source_window(info, crs, bounds)
+        if win is None:  # footprint not expressible in the raster's CRS: the whole file counts
+            h.update(sha256_file(info.path).encode())
+            return
+        c0, r0, c1, r1 = win
+    c0, r0 = max(c0, 0), max(r0, 0)
+    c1, r1 = min(c1, info.width), min(r1, info.height)
+    h.update(f"window {c0} {r0} {c1} {r1}".encode())
+    if c1 <= c0 or r1 <= r0:
+        return
+    with rasterio.open(info.path) as src:
+        data = src.read(window=Window(c0, r0, c1 - c0, r1 - r0))
+    h.update(np.ascontiguousarray(data).tobytes())
+
+
+def _source_window(info, crs, bounds) -> tuple[int, int, int, int] | None:
+    """Source pixel window (col0, row0, col1, row1) under a tile footprint, plus margin."""
+    from rasterio.warp import transform_bounds
+
+    try:
+        left, bottom, right, top = transform_bounds(crs, info.crs, *bounds, densify_pts=21)
+    except Exception:  # noqa: BLE001 - any projection failure: fall back to the whole file
+        return None
+    if not all(map(math.isfinite, (left, bottom, right, top))):
+        return None
+    inv = ~info.transform
+    cols, rows = zip(*(inv * (x, y) for x in (left, right) for y in (bottom, top)))
+    m = _WARP_MARGIN_PX
+    return (math.floor(min(cols)) - m, math.floor(min(rows)) - m,
+            math.ceil(max(cols)) + m, math.ceil(max(rows)) + m)
+
+
+# --- records -----------------------------------------------------------------------------
 
 def _record_path(out_dir: Path, tile: str) -> Path:
     return out_dir / RECORDS / f"{tile}.json"
 
 
-def _save_record(out_dir: Path, result, fingerprint: str) -> None:
+def _save_record(out_dir: Path, result, run_fp: str, input_hash: str) -> None:
     rec = {
+        "format": RECORD_FORMAT,
         "tile": result.tile,
-        "fingerprint": fingerprint,
+        "run_fingerprint": run_fp,
+        "input_hash": input_hash,
+        "tanhui_version": __version__,
         "outputs": result.outputs,
+        "output_bytes": {p: (out_dir / p).stat().st_size for p in result.outputs},
         "seconds": result.seconds,
         "n_pixels": result.n_pixels,
         "partials": {k: _df_to_jsonable(df) for k, df in result.partials.items()},
@@ -157,15 +418,20 @@ def _save_record(out_dir: Path, result, fingerprint: str) -> None:
 def _df_to_jsonable(df: pd.DataFrame) -> dict:
     # repr of Python floats round-trips exactly, so resumed totals equal uninterrupted ones
     return {"columns": list(df.columns),
+            "dtypes": [str(t) for t in df.dtypes],
             "data": [[v.item() if hasattr(v, "item") else v for v in row]
                      for row in df.itertuples(index=False, name=None)]}
 
 
 def _df_from_jsonable(d: dict) -> pd.DataFrame:
-    return pd.DataFrame(d["data"], columns=d["columns"])
+    df = pd.DataFrame(d["data"], columns=d["columns"])
+    if "dtypes" in d:
+        df = df.astype(dict(zip(d["columns"], d["dtypes"])))
+    return df
 
 
-def _load_record(out_dir: Path, tile: str, fingerprint: str):
+def _load_record(out_dir: Path, tile: str, run_fp: str, input_hash: str):
+    """The stored result of ``tile`` if it is still valid, else None."""
     from .tile_job import TileResult
 
     path = _record_path(out_dir, tile)
@@ -173,64 +439,134 @@ def _load_record(out_dir: Path, tile: str, fingerprint: str):
         rec = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if rec.get("fingerprint") != fingerprint:
+    if (rec.get("format") != RECORD_FORMAT or rec.get("run_fingerprint") != run_fp
+            or rec.get("input_hash") != input_hash):
         return None
-    if not all((out_dir / p).is_file() for p in rec["outputs"]):
+    sizes = rec.get("output_bytes", {})
+    for p in rec["outputs"]:
+        f = out_dir / p
+        try:
+            if f.stat().st_size != sizes.get(p):
+                return None
+        except OSError:
+            return None
+    try:
+        parts = {k: _df_from_jsonable(v) for k, v in rec["partials"].items()}
+    except (KeyError, TypeError, ValueError):
         return None
-    parts = {k: _df_from_jsonable(v) for k, v in rec["partials"].items()}
     return TileResult(tile=tile, partials=parts, outputs=rec["outputs"], seconds=rec["seconds"],
                       n_pixels=rec["n_pixels"])
 
 
 # --- the tile task as Dask runs it -----------------------------------------------------------
 
-def _tile_task(ctx: RunContext, tile: str, out_dir: str, fingerprint: str):
-    """Run one tile and write its record; return the result, or an error description."""
+@dataclass
+class TileOutcome:
+    """What a tile task returns: a result (computed or reused) or an error message."""
+
+    tile: str
+    result: object | None = None  # TileResult
+    reused: bool = False
+    error: str | None = None
+
+    @property
+    def n_pixels(self) -> int:  # pixels computed, for progress reporters (0 when reused)
+        return 0 if self.reused else getattr(self.result, "n_pixels", 0)
+
+
+def _tile_task(ctx: RunContext, tile: str, out_dir: str, run_fp: str, resume: bool,
+               reraise: bool = False) -> TileOutcome:
+    """Hash the tile's inputs; reuse its record on resume, else compute it and write the record.
+
+    Idempotent: rerunning the task (a retry, or a worker lost mid-tile) redoes the same
+    atomic writes. With ``reraise`` unexpected exceptions propagate (so that ``distributed``
+    retries them); input errors (:class:`TanhuiError`) are always returned as outcomes.
+    """
     from .tile_job import run_tile
 
+    out = Path(out_dir)
     try:
-        result = run_tile(ctx, TileId.parse(tile), Path(out_dir))
-        _save_record(Path(out_dir), result, fingerprint)
-        return result
+        tid = TileId.parse(tile)
+        in_hash = tile_input_hash(ctx, tid)
+        if resume:
+            rec = _load_record(out, tile, run_fp, in_hash)
+            if rec is not None:
+                return TileOutcome(tile, rec, reused=True)
+        _record_path(out, tile).unlink(missing_ok=True)  # a record only ever describes finished outputs
+        result = run_tile(ctx, tid, out)
+        _save_record(out, result, run_fp, in_hash)
+        return TileOutcome(tile, result)
     except TanhuiError as err:
-        return {"tile": tile, "error": str(err)}
+        return TileOutcome(tile, error=str(err))
     except Exception as err:  # report per tile; the finished tiles stay usable
-        return {"tile": tile, "error": f"{type(err).__name__}: {err}"}
+        if reraise:
+            raise
+        return TileOutcome(tile, error=f"{type(err).__name__}: {err}")
 
 
-def _execute(ctx: RunContext, tiles: list[str], out_dir: Path, fingerprint: str, *,
-             workers: int, scheduler: str | None, progress) -> list:
-    import dask
+def _identity(x):
+    return x
 
+
+def _execute(ctx: RunContext, tiles: list[str], out_dir: Path, run_fp: str, *, resume: bool,
+             workers: int, scheduler: str | None, progress) -> list[TileOutcome]:
     if not tiles:
         return []
     if scheduler:
-        from distributed import Client, as_completed
-
-        with Client(scheduler, timeout="30s") as client:
-            ctx_future = client.scatter(ctx, broadcast=True)
-            futures = [client.submit(_tile_task, ctx_future, t, str(out_dir), fingerprint,
-                                     key=f"tanhui-tile-{t}-{fingerprint[:8]}", retries=2, pure=False)
-                       for t in tiles]
-            results = []
-            for fut in as_completed(futures):
-                res = fut.result()
-                results.append(res)
-                progress(res)
-            return results
-    dctx = dask.delayed(ctx, pure=True, traverse=False)
-    tasks = [dask.delayed(_tile_task, pure=False)(dctx, t, str(out_dir), fingerprint) for t in tiles]
+        return _execute_distributed(ctx, tiles, out_dir, run_fp, resume=resume,
+                                    scheduler=scheduler, progress=progress)
+    import dask
     from dask.callbacks import Callback
+
+    dctx = dask.delayed(ctx, pure=True, traverse=False)
+    tasks = [dask.delayed(_tile_task, pure=False)(dctx, t, str(out_dir), run_fp, resume) for t in tiles]
 
     class _CB(Callback):
         def _posttask(self, key, result, dsk, state, worker_id):
-            if isinstance(key, tuple):
-                key = key[0]
-            if str(key).startswith("_tile_task"):
+            if isinstance(result, TileOutcome):
                 progress(result)
 
     with _CB():
         return list(dask.compute(*tasks, scheduler="threads", num_workers=workers))
+
+
+def _execute_distributed(ctx, tiles, out_dir, run_fp, *, resume, scheduler, progress) -> list[TileOutcome]:
+    try:
+        from distributed import Client, as_completed
+    except ImportError as err:  # pragma: no cover - distributed is a dependency
+        raise OutputError(
+            f"--scheduler {scheduler} needs the 'distributed' package, which is not installed. "
+            "Install it (pip install distributed) or run without --scheduler."
+        ) from err
+    try:
+        client = Client(scheduler, timeout="30s", set_as_default=False)
+    except (OSError, TimeoutError) as err:
+        raise OutputError(
+            f"cannot connect to the Dask scheduler at {scheduler} ({str(err).splitlines()[0][:160]}). "
+            "Check the address (e.g. tcp://host:8786) and that the scheduler is running."
+        ) from err
+    token = secrets.token_hex(4)
+    results: list[TileOutcome] = []
+    with client:
+        # The context travels as the result of a task (not scattered data): if the worker
+        # holding it dies, the scheduler recomputes it from the graph.
+        ctx_future = client.submit(_identity, ctx, key=f"tanhui-context-{token}", pure=False)
+        futures = {
+            client.submit(_tile_task, ctx_future, t, str(out_dir), run_fp, resume, True,
+                          key=f"tanhui-tile-{t}-{token}", retries=2, pure=False): t
+            for t in tiles
+        }
+        for fut in as_completed(futures):
+            try:
+                res = fut.result()
+            except Exception as err:  # noqa: BLE001 - retries exhausted, or workers kept dying
+                msg = str(err).splitlines()[0][:300] if str(err) else ""
+                res = TileOutcome(futures[fut], error=f"{type(err).__name__}: {msg}")
+            results.append(res)
+            progress(res)
+            fut.release()
+        ctx_future.release()
+    return results
 
 
 def run_project(
@@ -244,6 +580,23 @@ def run_project(
     progress=None,
 ) -> RunSummary:
     """Validate and run a project; return the tables and the manifest.
+
+    Parameters
+    ----------
+    workers : int, optional
+        Threads of the local Dask scheduler (default: ``[run] workers``). Ignored with
+        ``scheduler``.
+    scheduler : str, optional
+        Address of a ``distributed`` scheduler (``tcp://host:8786``); workers need the
+        input and output folders at the same paths.
+    resume : bool
+        Reuse tiles whose record matches the current parameters and the tile's input data.
+    overwrite : bool
+        Replace a finished run in the output folder.
+    tiles : list of str, optional
+        Only these tile ids.
+    progress : callable, optional
+        ``progress(outcome)`` per finished tile, ``progress(None, total=n)`` once at the start.
 
     Raises
     ------
@@ -265,37 +618,38 @@ def run_project(
     with OutputLock(out_dir), _run_log(out_dir):
         if overwrite and not resume:
             _clear_previous(out_dir)
-        for tmp in out_dir.rglob(".*.tmp"):  # left by a killed run (files are renamed when complete)
-            tmp.unlink(missing_ok=True)
+        n_tmp = remove_temporaries(out_dir)  # left by a killed run (files are renamed when complete)
+        if n_tmp:
+            log.info("removed %d temporary file(s) of an interrupted run", n_tmp)
         checksums = input_checksums(ctx)
-        fingerprint = _tile_fingerprint(ctx.fingerprint(), checksums)
+        run_fp = run_fingerprint(ctx, checksums)
         wanted = [str(t) for t in ctx.tiles]
         if tiles:
             unknown = sorted(set(tiles) - set(wanted))
             if unknown:
                 raise OutputError(f"tiles {unknown} are not part of this run; valid tiles: {wanted[:20]}...")
             wanted = [t for t in wanted if t in set(tiles)]
-        reused, todo = {}, []
-        for t in wanted:
-            rec = _load_record(out_dir, t, fingerprint) if resume else None
-            if rec is not None:
-                reused[t] = rec
-            else:
-                todo.append(t)
         cb = progress or (lambda res, total=None: None)
-        cb(None, total=len(todo))
+        cb(None, total=len(wanted))
         t_compute = time.perf_counter()
-        results = _execute(ctx, todo, out_dir, fingerprint, workers=workers, scheduler=scheduler, progress=cb)
+        outcomes = _execute(ctx, wanted, out_dir, run_fp, resume=resume, workers=workers,
+                            scheduler=scheduler, progress=cb)
+        remove_temporaries(out_dir)  # of tasks lost with a worker (every task has finished)
         t_computed = time.perf_counter()
-        failed = [r for r in results if isinstance(r, dict)]
-        done = [r for r in results if not isinstance(r, dict)]
+        failed = sorted((o for o in outcomes if o.error is not None), key=lambda o: o.tile)
+        done = [o.result for o in outcomes if o.error is None and not o.reused]
+        reused = [o.result for o in outcomes if o.error is None and o.reused]
+        for o in sorted(outcomes, key=lambda o: o.tile):
+            log.info("tile %s: %s", o.tile, "failed: " + o.error if o.error else
+                     "reused (parameters and input data unchanged)" if o.reused else "computed")
         if failed:
-            names = ", ".join(f"{f['tile']} ({f['error']})" for f in failed[:5])
+            names = ", ".join(f"{f.tile} ({f.error})" for f in failed[:5])
+            more = f" and {len(failed) - 5} more (see {out_dir / 'tanhui.log'})" if len(failed) > 5 else ""
             raise RunFailedError(
-                f"{len(failed)} of {len(wanted)} tiles failed: {names}. Finished tiles are kept in "
+                f"{len(failed)} of {len(wanted)} tiles failed: {names}{more}. Finished tiles are kept in "
                 f"{out_dir}; fix the cause and rerun with --resume."
             )
-        all_results = sorted(list(reused.values()) + done, key=lambda r: r.tile)
+        all_results = sorted(reused + done, key=lambda r: r.tile)
         tables = assemble_tables(ctx, all_results)
         timings = {
             "validate_s": t_validated - t_start,
@@ -303,12 +657,13 @@ def run_project(
             "tiles_computed": len(done),
             "tiles_reused": len(reused),
         }
-        manifest = build_manifest(ctx, checksums, fingerprint, timings, workers, scheduler)
+        manifest = build_manifest(ctx, checksums, run_fp, timings, workers, scheduler)
         files, warnings_ = write_run_outputs(ctx, out_dir, tables, all_results, manifest)
         manifest["timings"]["total_s"] = time.perf_counter() - t_start
         write_json(manifest, out_dir / "run.json")
     return RunSummary(out_dir=out_dir, tables=tables, files=files, manifest=manifest,
-                      tiles_done=[r.tile for r in done], tiles_reused=sorted(reused),
+                      tiles_done=sorted(r.tile for r in done),
+                      tiles_reused=sorted(r.tile for r in reused),
                       warnings=warnings_)
 
 

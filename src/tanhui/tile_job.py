@@ -112,7 +112,7 @@ def run_tile(ctx: RunContext, tid: TileId, out_dir: Path) -> TileResult:
 
     partials: dict[str, pd.DataFrame] = {}
     # "extent": every pixel of the tile with full weight -> whole-raster totals (InVEST's total)
-    layer_covs = [("extent", _whole_tile(shape))]
+    layer_covs = [("extent", None)]
     layer_covs += [(layer.key, zonal.tile_coverage(layer.gdf.geometry, transform, shape, grid.crs))
                    for layer in ctx.layers]
     for key, cov in layer_covs:
@@ -124,17 +124,14 @@ def run_tile(ctx: RunContext, tid: TileId, out_dir: Path) -> TileResult:
                 values[f"stock_change_tC_ha_{y1}_{year}"] = changes[(y1, year)][0]
             if i == len(per_epoch) - 1:
                 values.update(flux_values)
-            partials[f"{key}@{year}"] = zonal.partial_sums(
-                cov, area_m2, values, groups=groups, n_groups=ctx.n_groups + 1)
+            if cov is None:
+                partials[f"{key}@{year}"] = zonal.grid_sums(area_m2, values, groups, ctx.n_groups + 1)
+            else:
+                partials[f"{key}@{year}"] = zonal.partial_sums(
+                    cov, area_m2, values, groups=groups, n_groups=ctx.n_groups + 1)
 
     return TileResult(
         tile=str(tid), partials=partials, outputs=written,
         seconds=time.perf_counter() - t0, n_pixels=int(shape[0] * shape[1]),
     )
 
-
-def _whole_tile(shape) -> zonal.TileCoverage:
-    ny, nx = shape
-    rows, cols = np.divmod(np.arange(ny * nx, dtype=np.int64), nx)
-    return zonal.TileCoverage(feature=np.zeros(ny * nx, np.int64), row=rows.astype(np.int32),
-                              col=cols.astype(np.int32), frac=np.ones(ny * nx), shape=(ny, nx))

@@ -5,10 +5,12 @@ stderr and exit with code 2 (1 when some tiles of a run failed); ``-v`` adds the
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import click
@@ -18,28 +20,73 @@ from ..errors import TanhuiError
 
 
 class _Group(click.Group):
-    """Catch library errors once, print them as one line, and set the exit code."""
+    """Catch library errors once, print them as one line, and set the exit code.
+
+    Python warnings raised while a command runs (by tanhui or by GDAL/pyogrio/shapely) are
+    collected: after a successful command each distinct one is printed once as a
+    ``tanhui: warning:`` line (not with ``-q``); after a failure only the error line is
+    printed, so that a bad input always yields exactly one line (``-v`` shows everything).
+    """
 
     def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except TanhuiError as err:
-            if ctx.obj and ctx.obj.get("verbose"):
-                traceback.print_exc()
-            click.echo(f"tanhui: error: {err}", err=True)
-            ctx.exit(err.exit_code)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
-            raise
-        except KeyboardInterrupt:
-            click.echo("tanhui: interrupted", err=True)
-            ctx.exit(130)
-        except Exception as err:  # an unexpected failure: still one line unless -v
-            if ctx.obj and ctx.obj.get("verbose"):
-                traceback.print_exc()
-            msg = str(err).splitlines()[0] if str(err) else ""
-            click.echo(f"tanhui: internal error: {type(err).__name__}: {msg} (rerun with -v for the "
-                       "traceback and report it)", err=True)
-            ctx.exit(1)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            try:
+                result = super().invoke(ctx)
+            except TanhuiError as err:
+                self._fail(ctx, caught, f"tanhui: error: {err}", err.exit_code)
+            except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+                raise
+            except KeyboardInterrupt:
+                click.echo("tanhui: interrupted", err=True)
+                ctx.exit(130)
+            except OSError as err:  # the operating system refused: disk full, permissions ...
+                self._fail(ctx, caught, f"tanhui: error: {describe_os_error(err)}", 1)
+            except Exception as err:  # an unexpected failure: still one line unless -v
+                msg = str(err).splitlines()[0] if str(err) else ""
+                self._fail(ctx, caught, f"tanhui: internal error: {type(err).__name__}: {msg} "
+                           "(rerun with -v for the traceback and report it)", 1)
+        if not _flag(ctx, "quiet"):
+            for line in _warning_lines(caught):
+                click.echo(line, err=True)
+        return result
+
+    @staticmethod
+    def _fail(ctx, caught, line: str, code: int):
+        if _flag(ctx, "verbose"):
+            for w in _warning_lines(caught):
+                click.echo(w, err=True)
+            traceback.print_exc()
+        click.echo(line, err=True)
+        ctx.exit(code)
+
+
+def _flag(ctx, name: str) -> bool:
+    return bool(ctx.obj and ctx.obj.get(name))
+
+
+def _warning_lines(caught) -> list[str]:
+    seen, lines = set(), []
+    for w in caught:
+        text = str(w.message).strip().splitlines()[0] if str(w.message).strip() else ""
+        key = (w.category, text)
+        if key not in seen:
+            seen.add(key)
+            lines.append(f"tanhui: warning: {text} ({w.category.__name__})")
+    return lines
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line for an operating-system error, naming the file and what to do."""
+    where = err.filename or "the output folder"
+    if err.errno == errno.ENOSPC or "no space left" in str(err).lower():
+        return (f"disk full while writing {where}; free space or choose another output_dir, "
+                "then rerun with --resume to keep the finished tiles.")
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"cannot write or read {where}: {err.strerror}. Fix the permissions (or the "
+                "read-only mount) or choose another output_dir.")
+    reason = err.strerror or str(err).splitlines()[0]
+    return f"operating-system error on {where}: {reason}. Check the path, the disk and the permissions."
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,6 +110,8 @@ def cli(ctx, verbose: bool, quiet: bool):
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
     logging.getLogger("tanhui").setLevel(logging.DEBUG if verbose else logging.INFO)
+    # GDAL's own warnings (CPLE_AppDefined ...) are noise next to tanhui's one-line errors
+    logging.getLogger("rasterio").setLevel(logging.DEBUG if verbose else logging.ERROR)
 
 
 from . import demo as _demo  # noqa: E402
