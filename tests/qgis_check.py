@@ -76,11 +76,17 @@ def render(layers, crs, extent, path: Path, size=(800, 800)) -> dict:
     colours = set()
     w, h = img.width(), img.height()
     step = max(1, min(w, h) // 200)
+    n = drawn = 0
+    white = QColor(255, 255, 255).rgb()
     for y in range(0, h, step):
         for x in range(0, w, step):
-            colours.add(img.pixel(x, y))
+            px = img.pixel(x, y)
+            colours.add(px)
+            n += 1
+            drawn += px != white
     errors = [f"{e.layerID}: {e.message}" for e in job.errors()]
     return {"file": str(path), "width": w, "height": h, "colours": len(colours),
+            "drawn_share": drawn / max(n, 1),
             "errors": errors, "layers": [lay.name() for lay in layers]}
 
 
@@ -175,11 +181,15 @@ def main(argv: list[str]) -> int:
             entry["fields"] = [f.name() for f in lay.fields()]
         spatial = not (isinstance(lay, QgsVectorLayer) and not lay.isSpatial())
         if lay.isValid() and spatial:
+            # Each layer alone over the project's default view (where the regions are; a
+            # mosaic's extent is whole tiles, mostly nodata).
             ext = lay.extent()
             full.combineExtentWith(ext)
-            pad = ext.buffered(0.02 * max(ext.width(), ext.height()))
-            r = render([lay], pcrs, pad, out_dir / f"{i:02d}.png", size=(200, 200))
+            where = view if not view.isEmpty() else ext.buffered(
+                0.02 * max(ext.width(), ext.height()))
+            r = render([lay], pcrs, where, out_dir / f"{i:02d}.png", size=(200, 200))
             entry["render_colours"] = r["colours"]
+            entry["render_drawn_share"] = r["drawn_share"]
             entry["render_errors"] = r["errors"]
             entry["render_file"] = r["file"]
         layers.append(entry)

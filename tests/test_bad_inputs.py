@@ -307,9 +307,16 @@ def zones_points(d: Path) -> None:
     write_zones(d / "zones.gpkg", geoms=[Point(X0 + 5 * RES, Y0 - 5 * RES), Point(X0 + 9 * RES, Y0 - 9 * RES)])
 
 
-def zones_no_crs(d: Path) -> None:
+def zones_projected_geojson(d: Path) -> None:
+    # Albers metres written into a GeoJSON, which by definition holds WGS 84 lon/lat
     write_zones(d / "zones.geojson", driver="GeoJSON", crs=None)
     edit(d, 'path = "zones.gpkg"', 'path = "zones.geojson"')
+
+
+def zones_shapefile_without_prj(d: Path) -> None:
+    write_zones(d / "zones.shp", driver="ESRI Shapefile")
+    (d / "zones.prj").unlink()
+    edit(d, 'path = "zones.gpkg"', 'path = "zones.shp"')
 
 
 def output_is_file(d: Path) -> None:
@@ -329,7 +336,7 @@ class Case:
     words: tuple[str, ...]  # the one-line message must contain each of these
     breaker: Callable[[Path], None]
     base: str = "stock"  # stock | flux | zones
-    preexisting: bool = True  # also check that a finished run survives a failed --overwrite
+    preexisting: bool = False  # also check that a finished run survives a failed --overwrite
     out: str = "out"  # output folder that must not appear
 
 
@@ -340,7 +347,7 @@ CASES: list[Case] = [
     Case("empty file", "lc2023.tif has 0 bytes",
          ("lc2023.tif", "empty (0 bytes)", "Re-export"), lambda d: (d / "lc2023.tif").write_bytes(b"")),
     Case("truncated GeoTIFF", "the second half of lc2023.tif cut off",
-         ("lc2023.tif", "truncated", "download it again"), lambda d: truncate(d / "lc2023.tif")),
+         ("lc2023.tif", "truncated", "download it again"), lambda d: truncate(d / "lc2023.tif"), preexisting=True),
     Case("corrupt pixel bytes", "64 random bytes written over the compressed pixels of lc2023.tif",
          ("lc2023.tif", "corrupt", "re-export"), corrupt_pixels),
     Case("corrupt georeferencing", "invalid bytes in the GeoTIFF CRS tags of lc2023.tif",
@@ -361,22 +368,22 @@ CASES: list[Case] = [
          ("lc2023.tif", "no coordinate reference system", "rio edit-info"),
          lambda d: write_lc(d / "lc2023.tif", np.full((40, 40), 12), crs=None)),
     Case("CRS mismatch between epochs", "lc2023.tif in UTM 50N, lc2015.tif in Albers",
-         ("lc2023.tif", "EPSG:32650", "same CRS", "gdalwarp"), reproject_lc),
+         ("lc2023.tif", "EPSG:32650", "same CRS", "gdalwarp"), reproject_lc, preexisting=True),
     Case("land cover outside the grid", "both epochs in Xinjiang, grid china_albers_250m over Tongliao",
          ("lc2015.tif", "does not overlap", "china_albers_250m"), lc_outside_grid),
     Case("regions do not overlap", "region polygons moved 2000 km east of the land cover",
-         ("regions.gpkg", "does not overlap", "CRS"), move_regions_away),
+         ("regions.gpkg", "does not overlap", "CRS"), move_regions_away, preexisting=True),
     Case("float land cover", "lc2023.tif stored as float32",
          ("lc2023.tif", "float32", "integer"),
          lambda d: write_lc(d / "lc2023.tif", np.full((40, 40), 12.0), dtype="float32")),
     Case("codes missing from legend", "lc2023.tif holds code 250, unknown to CNLUCC",
          ("lc2023.tif", "[250]", "cnlucc", "Add rows"),
-         lambda d: write_lc(d / "lc2023.tif", np.full((40, 40), 250))),
+         lambda d: write_lc(d / "lc2023.tif", np.full((40, 40), 250)), preexisting=True),
     # --- density table
     Case("negative densities", "soil carbon of grassland set to -5",
          ("table.csv", "negative"),
          lambda d: edit(d, 'density_table = "carbon_density_horqin"',
-                        f'density_table = "{_bad_table(d, negative=True)}"')),
+                        f'density_table = "{_bad_table(d, negative=True)}"'), preexisting=True),
     Case("density table missing a pool", "the c_soil columns removed",
          ("table.csv", "soil"),
          lambda d: edit(d, 'density_table = "carbon_density_horqin"',
@@ -390,7 +397,7 @@ CASES: list[Case] = [
     Case("NDVI float x 10000", "float32 files holding NDVI x 10000",
          ("ndvi_2023_01.tif", "[-1, 1]", "scale"), ndvi_float_x10000, base="flux"),
     Case("NDVI undeclared fill", "MODIS int16 with scale 0.0001 but the -3000 fill not declared nodata",
-         ("ndvi_2023_01.tif", "-3000", "fill", "ndvi_nodata = -3000"), ndvi_undeclared_fill, base="flux"),
+         ("ndvi_2023_01.tif", "-3000", "fill", "ndvi_nodata = -3000"), ndvi_undeclared_fill, base="flux", preexisting=True),
     Case("NDVI missing month", "the May composite deleted",
          ("month(s) [5]", "ndvi_2023_01.tif", "add the missing"),
          lambda d: (d / "ndvi" / "ndvi_2023_05.tif").unlink(), base="flux"),
@@ -414,7 +421,7 @@ CASES: list[Case] = [
          lambda d: climate(d, "radiation_MJ_m2", [v * 1000 for v in SOL_MJ]), base="flux"),
     Case("temperature in Kelvin", "monthly temperature given in K (259.7 .. 297.2)",
          ("temperature_C", "looks like Kelvin", "273.15"),
-         lambda d: climate(d, "temperature_C", [round(v + 273.15, 2) for v in T_C]), base="flux"),
+         lambda d: climate(d, "temperature_C", [round(v + 273.15, 2) for v in T_C]), base="flux", preexisting=True),
     Case("negative precipitation", "July precipitation -9999 (an unmasked fill value)",
          ("precipitation_mm", "-9999", ">= 0"),
          lambda d: climate(d, "precipitation_mm", P_MM[:6] + [-9999.0] + P_MM[7:]), base="flux"),
@@ -432,10 +439,12 @@ CASES: list[Case] = [
          lambda d: write_zones(d / "zones.gpkg", ids=("Z1", "Z1")), base="zones"),
     Case("zone layer of points", "points instead of polygons",
          ("zones.gpkg", "Point", "polygon"), zones_points, base="zones"),
-    Case("zone layer without CRS", "GeoJSON zones written without a CRS",
-         ("zones.geojson", "no CRS", "Set CRS"), zones_no_crs, base="zones"),
+    Case("zone layer without CRS", "a Shapefile without its .prj",
+         ("zones.shp", "no CRS", "Set CRS"), zones_shapefile_without_prj, base="zones"),
+    Case("GeoJSON with projected coordinates", "Albers metres in a GeoJSON (always lon/lat)",
+         ("zones.geojson", "not longitude/latitude", "RFC 7946"), zones_projected_geojson, base="zones"),
     Case("GBK Shapefile without .cpg", "GBK field names and values, no .cpg file",
-         ("zones.shp", "GBK", "编号", ".cpg"), zones_gbk_shapefile, base="zones"),
+         ("zones.shp", "GBK", "编号", ".cpg"), zones_gbk_shapefile, base="zones", preexisting=True),
     Case("GBK text in a GeoPackage", "a zone name stored as GBK bytes in a GeoPackage",
          ("zones.gpkg", "not UTF-8", "GBK", "生态保护红线"), zones_gbk_gpkg, base="zones"),
     Case("zone id field missing", "id_field names a field the layer lacks",
@@ -447,7 +456,7 @@ CASES: list[Case] = [
          lambda d: edit(d, "output_dir", "outptu_dir")),
     Case("wrong type", 'year = "2015" (a string)',
          ("project.toml", "year = '2015'", "str", "int"),
-         lambda d: edit(d, "year = 2015", 'year = "2015"')),
+         lambda d: edit(d, "year = 2015", 'year = "2015"'), preexisting=True),
     Case("malformed TOML", "an unclosed table header",
          ("project.toml", "not valid TOML", "line 1"),
          lambda d: (d / "project.toml").write_text("[project\nname = 1\n", encoding="utf-8")),
@@ -463,9 +472,9 @@ CASES: list[Case] = [
                                                    .replace('name = "small"', 'name = "通辽"').encode("gbk"))),
     # --- output folder
     Case("output folder is a file", "a file named out where the output folder should be",
-         ("out", "not a folder", "output_dir"), output_is_file, preexisting=False),
+         ("out", "not a folder", "output_dir"), output_is_file),
     Case("output folder below a file", "output_dir = lc2015.tif/out",
-         ("lc2015.tif", "not writable", "output_dir"), output_below_file, preexisting=False,
+         ("lc2015.tif", "not writable", "output_dir"), output_below_file,
          out="lc2015.tif/out"),
 ]
 
@@ -477,6 +486,7 @@ def invoke(args):
 
 
 def one_error_line(res, words) -> str:
+    """The command printed nothing on stdout and exactly one 'tanhui: error:' line on stderr."""
     assert "Traceback" not in res.output, res.output
     assert res.stdout.strip() == "", res.stdout
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
@@ -493,47 +503,257 @@ def snapshot(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def assert_refused(d: Path, words, out: str = "out") -> str:
+    """validate and run both refuse with exit 2 and the same one line; nothing is written."""
+    project = str(d / "project.toml")
+    inputs_before = snapshot(d)
+    lines = set()
+    for cmd in (["validate"], ["run"]):
+        res = invoke([*cmd, project])
+        assert res.exit_code == 2, (cmd, res.output)
+        lines.add(one_error_line(res, words))
+        assert not (d / out).is_dir(), "a failed run left an output folder"
+    assert len(lines) == 1, lines  # validate and run say the same
+    assert snapshot(d) == inputs_before  # nothing written beside the inputs
+    return lines.pop()
+
+
+def assert_finished_run_survives(d: Path, finished: Path, words) -> None:
+    """A finished run in the output folder is byte-identical after a failed --overwrite."""
+    shutil.copytree(finished, d / "out")
+    before = snapshot(d / "out")
+    res = invoke(["run", "--overwrite", str(d / "project.toml")])
+    assert res.exit_code == 2, res.output
+    one_error_line(res, words)
+    assert snapshot(d / "out") == before
+
+
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
+def bases(tmp_path_factory) -> dict[str, Path]:
+    """The three valid projects, written once; each case works on a copy."""
+    return {kind: base_project(tmp_path_factory.mktemp(kind), kind).parent
+            for kind in ("stock", "flux", "zones")}
+
+
+@pytest.fixture(scope="module")
+def finished_run(bases, tmp_path_factory) -> Path:
     """The output folder of one finished run of the valid stock project."""
     d = tmp_path_factory.mktemp("finished")
-    res = invoke(["-q", "run", str(base_project(d))])
+    shutil.copytree(bases["stock"], d, dirs_exist_ok=True)
+    res = invoke(["-q", "run", str(d / "project.toml")])
     assert res.exit_code == 0, res.output
     return d / "out"
-
-
-@pytest.mark.parametrize("kind", ["stock", "flux", "zones"])
-def test_base_projects_are_valid(tmp_path, kind):
-    """Each case breaks exactly one thing of a project that is valid to begin with."""
-    res = invoke(["validate", str(base_project(tmp_path, kind))])
-    assert res.exit_code == 0, res.output
-    assert "OK: the project is ready to run." in res.output
 
 
 def test_the_matrix_is_large_and_distinct():
     assert len(CASES) >= 25
     assert len({c.name for c in CASES}) == len(CASES)
+    assert {c.base for c in CASES} == {"stock", "flux", "zones"}
+
+
+@pytest.mark.parametrize("kind", ["stock", "flux", "zones"])
+def test_base_projects_are_valid(bases, kind):
+    """Each case breaks exactly one thing of a project that is valid to begin with."""
+    res = invoke(["validate", str(bases[kind] / "project.toml")])
+    assert res.exit_code == 0, res.output
+    assert "OK: the project is ready to run." in res.stdout
+    assert "tanhui: error" not in res.output
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input(tmp_path, case: Case, finished_run):
-    base_project(tmp_path, case.base)
+def test_bad_input(tmp_path, case: Case, bases, finished_run):
+    shutil.copytree(bases[case.base], tmp_path, dirs_exist_ok=True)
     case.breaker(tmp_path)
-    project = str(tmp_path / "project.toml")
-    inputs_before = snapshot(tmp_path)
-    lines = set()
-    for cmd in (["validate"], ["run"]):
-        res = invoke([*cmd, project])
-        assert res.exit_code == 2, (cmd, res.output)
-        lines.add(one_error_line(res, case.words))
-        assert not (tmp_path / case.out).is_dir(), "a failed run left an output folder"
-    assert len(lines) == 1, lines  # validate and run say the same
-    assert snapshot(tmp_path) == inputs_before  # nothing written beside the inputs
+    assert_refused(tmp_path, case.words, case.out)
     if case.preexisting:
-        # a finished run in the output folder survives a failed attempt to replace it
-        shutil.copytree(finished_run, tmp_path / "out")
-        before = snapshot(tmp_path / "out")
-        res = invoke(["run", "--overwrite", project])
-        assert res.exit_code == 2, res.output
-        one_error_line(res, case.words)
-        assert snapshot(tmp_path / "out") == before
+        assert_finished_run_survives(tmp_path, finished_run, case.words)
+
+
+# --- the fixes named in the messages work ----------------------------------------------------
+
+def test_declaring_the_ndvi_fill_fixes_it(tmp_path, bases):
+    shutil.copytree(bases["flux"], tmp_path, dirs_exist_ok=True)
+    ndvi_undeclared_fill(tmp_path)
+    edit(tmp_path, "[flux]\n", "[flux]\nndvi_nodata = -3000\n")
+    res = invoke(["validate", str(tmp_path / "project.toml")])
+    assert res.exit_code == 0, res.output
+    # the fill is masked when read: January's top 14 rows are NaN, the rest is the scaled NDVI
+    from tanhui.context import build_context
+    from tanhui.project import load_project
+
+    ctx = build_context(load_project(tmp_path / "project.toml"))
+    g = ctx.grid
+    t = g.tile_transform(ctx.tiles[0])
+    jan = ctx.flux.series.read_months(g.crs, t, tuple(g.tile_shape))[0]
+    expect = np.round(ndvi_field(1) * 10000)[:16, :16] * 0.0001
+    expect[:14, :] = np.nan
+    np.testing.assert_allclose(jan, expect, rtol=1e-6, atol=1e-7)
+
+
+def test_cpg_file_fixes_a_gbk_shapefile(tmp_path, bases):
+    shutil.copytree(bases["zones"], tmp_path, dirs_exist_ok=True)
+    zones_gbk_shapefile(tmp_path)
+    (tmp_path / "zones.cpg").write_text("GBK", encoding="ascii")
+    from tanhui.context import build_context
+    from tanhui.project import load_project
+
+    ctx = build_context(load_project(tmp_path / "project.toml"))
+    zones = next(lay for lay in ctx.layers if lay.kind == "ecological_protection_red_line")
+    assert list(zones.gdf["编号"]) == ["Z1", "Z2"]
+    assert list(zones.gdf["名称"]) == ["生态保护红线一", "生态保护红线二"]
+
+
+def test_utf8_shapefile_without_cpg_is_read_as_utf8(tmp_path, bases):
+    """GDAL would read it as Latin-1 ('ç¼\x96å\x8f·'); valid UTF-8 is unambiguous, so it is
+    read as UTF-8 instead of refused."""
+    import geopandas as gpd
+
+    shutil.copytree(bases["zones"], tmp_path, dirs_exist_ok=True)
+    zones_gbk_shapefile(tmp_path)  # writes GBK; rewrite the same layer as UTF-8 without .cpg
+    g = gpd.read_file(tmp_path / "zones.shp", encoding="GBK")
+    for f in tmp_path.glob("zones.*"):
+        if f.suffix != ".gpkg":
+            f.unlink()
+    g.to_file(tmp_path / "zones.shp", encoding="UTF-8")
+    (tmp_path / "zones.cpg").unlink()
+    assert "ç" in "".join(gpd.read_file(tmp_path / "zones.shp").columns)  # GDAL alone: mojibake
+    from tanhui.context import build_context
+    from tanhui.project import load_project
+
+    ctx = build_context(load_project(tmp_path / "project.toml"))
+    zones = next(lay for lay in ctx.layers if lay.kind == "ecological_protection_red_line")
+    assert list(zones.gdf["名称"]) == ["生态保护红线一", "生态保护红线二"]
+
+
+# --- the output folder: read-only, disk full ------------------------------------------------
+
+def _try_mount(*args) -> bool:
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", str(path)], capture_output=True)
+
+
+def test_read_only_output_folder(tmp_path, bases):
+    """As root chmod 555 changes nothing; a read-only bind mount does."""
+    shutil.copytree(bases["stock"], tmp_path / "p", dirs_exist_ok=True)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    edit(tmp_path / "p", 'output_dir = "out"', f'output_dir = "{ro / "out"}"')
+    mounted = False
+    if os.geteuid() != 0:
+        ro.chmod(0o555)
+        reason = "permission denied"
+    elif _try_mount("--bind", "-o", "ro", str(ro), str(ro)):
+        mounted, reason = True, "read-only file system"
+    else:
+        pytest.skip("running as root without permission to mount: cannot make a folder read-only")
+    try:
+        assert_refused(tmp_path / "p", [str(ro / "out"), "not writable", reason, "output_dir"],
+                       out="../ro/out")
+    finally:
+        if mounted:
+            _umount(ro)
+        ro.chmod(0o755)
+
+
+def _check_partial_outputs(out: Path) -> list[str]:
+    """No temporary files; every raster present reads completely; every tile record's
+    outputs exist. Returns the tiles with records."""
+    assert not list(out.rglob("*.tmp")), list(out.rglob("*.tmp"))
+    assert not (out / "run.json").exists()
+    for tif in out.rglob("*.tif"):
+        with rasterio.open(tif) as src:
+            src.read()  # raises on a truncated file
+    done = []
+    for rec in sorted((out / "tiles" / "_records").glob("*.json")):
+        import json
+
+        doc = json.loads(rec.read_text(encoding="utf-8"))
+        assert all((out / p).is_file() for p in doc["outputs"]), rec
+        done.append(rec.stem)
+    return done
+
+
+def _resume_and_compare(d: Path, finished: Path, done: list[str]) -> None:
+    import json
+
+    res = invoke(["run", "--resume", "--json", str(d / "project.toml")])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert sorted(summary["tiles_reused"]) == done
+    for f in sorted((finished / "tables").glob("*.csv")):
+        assert (d / "out" / "tables" / f.name).read_bytes() == f.read_bytes(), f.name
+
+
+def test_disk_full_simulated(tmp_path, bases, finished_run, monkeypatch):
+    """The tile writer raises OSError(ENOSPC) after two tiles: exit 1, one line naming the
+    folder and the cause, finished tiles kept and reused by --resume."""
+    import threading
+
+    import tanhui.tile_job as tj
+
+    shutil.copytree(bases["stock"], tmp_path, dirs_exist_ok=True)
+    real, lock, calls = tj.write_cog, threading.Lock(), [0]
+    n_per_tile = sum(1 for _ in (finished_run / "tiles").glob("*/T000_001.tif"))
+
+    def full_after_two_tiles(path, *a, **kw):
+        with lock:
+            calls[0] += 1
+            full = calls[0] > 2 * n_per_tile
+        if full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(tj, "write_cog", full_after_two_tiles)
+    res = invoke(["run", str(tmp_path / "project.toml")])
+    assert res.exit_code == 1, res.output
+    line = one_error_line(res, [str(tmp_path / "out")])
+    assert "disk full" in line or "No space left on device" in line, line
+    monkeypatch.undo()
+    done = _check_partial_outputs(tmp_path / "out")
+    assert len(done) == 2
+    _resume_and_compare(tmp_path, finished_run, done)
+
+
+def test_disk_full_real_tmpfs(tmp_path, bases, finished_run):
+    """A 200 KiB tmpfs as the output folder: the run stops with one line saying the disk is
+    full, leaves no partial file, and --resume finishes after the disk is enlarged."""
+    shutil.copytree(bases["stock"], tmp_path, dirs_exist_ok=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    if not _try_mount("-t", "tmpfs", "-o", "size=200k", "tmpfs", str(out)):
+        pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
+    try:
+        res = invoke(["run", str(tmp_path / "project.toml")])
+        assert res.exit_code == 1, res.output
+        line = one_error_line(res, [str(out)])
+        assert "disk full" in line or "No space left on device" in line, line
+        done = _check_partial_outputs(out)
+        assert _try_mount("-o", "remount,size=20m", str(out))
+        _resume_and_compare(tmp_path, finished_run, done)
+    finally:
+        _umount(out)
+
+
+# --- what a user sees: a real process, real stderr -------------------------------------------
+
+def test_real_process_prints_one_line(tmp_path, bases):
+    """GDAL warnings and Python warnings do not reach the terminal next to the error line."""
+    import tanhui
+
+    shutil.copytree(bases["stock"], tmp_path, dirs_exist_ok=True)
+    truncate(tmp_path / "lc2023.tif")
+    env = dict(os.environ, PYTHONPATH=str(Path(tanhui.__file__).parents[1]))
+    r = subprocess.run([sys.executable, "-m", "tanhui.cli.main", "run", str(tmp_path / "project.toml")],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tanhui: error:") and "truncated" in lines[0], r.stderr
+    r = subprocess.run([sys.executable, "-m", "tanhui.cli.main", "-v", "validate", str(tmp_path / "project.toml")],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and "Traceback" in r.stderr  # -v shows the details

@@ -68,10 +68,15 @@ def _fresh_run(src: Path, dst: Path) -> Path:
     return dst / "out"
 
 
-def _resume_json(project: Path) -> dict:
-    r = subprocess.run(_tanhui("run", "--resume", "--json", "--workers", "2", str(project)),
-                       env=_env(), capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr
+def _resume_json(project: Path, *, subprocess_: bool = False) -> dict:
+    """``tanhui run --resume --json`` in a new process, or in this one (no Numba start-up)."""
+    args = ["run", "--resume", "--json", "--workers", "2", str(project)]
+    if subprocess_:
+        r = subprocess.run(_tanhui(*args), env=_env(), capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
     return json.loads(r.stdout)
 
 
@@ -108,7 +113,7 @@ def test_killed_run_resumes_and_changed_inputs_invalidate_their_tiles(tmp_path):
     ref_out = _fresh_run(src, tmp_path / "ref")
 
     # 2. resume: the stale lock is replaced, finished tiles reused, the others computed
-    res = _resume_json(p)
+    res = _resume_json(p, subprocess_=True)
     assert sorted(res["tiles_reused"]) == finished
     assert sorted(res["tiles_computed"]) == sorted(all_tiles - set(finished))
     assert_same_outputs(ref_out, out)

@@ -159,7 +159,7 @@ def raster_values(out: Path) -> dict[str, tuple]:
     for f in sorted((out / "tiles").glob("*/*.tif")):
         with rasterio.open(f) as src:
             res[str(f.relative_to(out))] = (
-                (src.crs.to_wkt(), tuple(src.transform), src.dtypes, src.nodata, src.count),
+                (src.crs.to_wkt(), tuple(src.transform), src.dtypes, repr(src.nodata), src.count),
                 src.read(),
             )
     return res

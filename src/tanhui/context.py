@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from .errors import (
     InputFileError,
     LegendError,
     MissingCRSError,
+    OutputError,
     ParameterTableError,
     ZoneLayerError,
 )
@@ -108,8 +110,14 @@ def read_polygon_layer(path: Path, id_field: str, name_field: str | None, layer:
         raise InputFileError(f"{what} {path} does not exist. Check the path in the project file.")
     if path.is_file() and path.stat().st_size == 0:
         raise InputFileError(f"{what} {path} is empty (0 bytes). Re-export it.")
+    kw = {"layer": layer} if layer else {}
+    encoding = shapefile_encoding(path, layer, what)
+    if encoding:
+        kw["encoding"] = encoding
     try:
-        gdf = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
+        gdf = gpd.read_file(path, **kw)
+    except UnicodeDecodeError as err:
+        raise ZoneLayerError(_not_utf8_message(what, path, err)) from err
     except Exception as err:  # pyogrio raises several types for unreadable files
         raise InputFileError(
             f"{what} {path} cannot be read as a vector layer ({str(err).splitlines()[0][:160]}). "
@@ -136,6 +144,7 @@ def read_polygon_layer(path: Path, id_field: str, name_field: str | None, layer:
             f"{what} {path}: field '{id_field}' has duplicate ids {dup[:10]}. Ids must be unique; "
             "dissolve the features or renumber them."
         )
+    _check_lonlat(gdf, path, what)
     geom_types = set(gdf.geometry.geom_type.dropna())
     if not geom_types <= {"Polygon", "MultiPolygon"}:
         raise ZoneLayerError(
@@ -149,15 +158,22 @@ def read_polygon_layer(path: Path, id_field: str, name_field: str | None, layer:
     n_repaired = int(invalid.sum())
     if n_repaired:
         gdf.loc[invalid, "geometry"] = gdf.geometry[invalid].make_valid()
-        # make_valid can return collections; keep the polygonal part
+        # make_valid can return collections, lines or points; keep the polygonal part only
         gdf["geometry"] = gdf.geometry.apply(_polygonal)
+        if (gdf.geometry.is_empty | gdf.geometry.isna()).all():
+            raise ZoneLayerError(
+                f"{what} {path}: no polygon area is left after repairing its {n_repaired} invalid "
+                "geometries (they collapse to lines or points, e.g. zero-area rings). Fix the "
+                "geometries (QGIS: Vector > Geometry Tools > Fix Geometries) and export again."
+            )
     gdf = gdf.to_crs(grid.crs)
     gdf = gdf.reset_index(drop=True)
     return PolygonLayer(key, kind, path, id_field, name_field, gdf, n_repaired)
 
 
 def _polygonal(geom):
-    from shapely.geometry import GeometryCollection, MultiPolygon
+    """The polygonal part of a repaired geometry; an empty polygon when nothing is left."""
+    from shapely.geometry import GeometryCollection, MultiPolygon, Polygon
 
     if geom is None or geom.geom_type in ("Polygon", "MultiPolygon"):
         return geom
@@ -166,8 +182,148 @@ def _polygonal(geom):
         parts = []
         for p in polys:
             parts.extend(p.geoms if p.geom_type == "MultiPolygon" else [p])
-        return MultiPolygon(parts) if parts else geom.__class__()
-    return geom
+        return MultiPolygon(parts) if parts else Polygon()
+    return Polygon()  # a line or point: no area to aggregate
+
+
+def _check_lonlat(gdf: gpd.GeoDataFrame, path: Path, what: str) -> None:
+    """A geographic CRS with coordinates beyond longitude/latitude: projected numbers in a
+    file that claims (or, as GeoJSON, always has) WGS 84."""
+    if gdf.crs is None or not gdf.crs.is_geographic:
+        return
+    xmin, ymin, xmax, ymax = gdf.total_bounds
+    if not np.all(np.isfinite([xmin, ymin, xmax, ymax])):
+        return
+    if xmin < -180.0 or xmax > 360.0 or ymin < -90.0 or ymax > 90.0:
+        note = " (GeoJSON is always WGS 84 longitude/latitude, RFC 7946)" if path.suffix.lower() in (".geojson", ".json") else ""
+        raise MissingCRSError(
+            f"{what} {path} has coordinates up to x={max(abs(xmin), abs(xmax)):.6g}, "
+            f"y={max(abs(ymin), abs(ymax)):.6g}, which are not longitude/latitude, but its CRS is "
+            f"{crs_label(gdf.crs)}{note}. Set its real CRS (e.g. save it as a GeoPackage with the "
+            "projected CRS) or reproject it to EPSG:4326."
+        )
+
+
+def _dbf_path(path: Path, layer: str | None) -> Path | None:
+    if path.is_dir() and layer:
+        path = path / f"{layer}.shp"
+    if path.suffix.lower() != ".shp":
+        return None
+    for suffix in (".dbf", ".DBF"):
+        if path.with_suffix(suffix).is_file():
+            return path.with_suffix(suffix)
+    return None
+
+
+def _dbf_texts(dbf: Path) -> list[bytes]:
+    """Raw bytes of the field names and of every character field value of a dBase file."""
+    import struct
+
+    raw = dbf.read_bytes()
+    if len(raw) < 32:
+        return []
+    n_rec, header_len, rec_len = struct.unpack("<IHH", raw[4:12])
+    fields, names = [], []
+    pos = 32
+    while pos + 32 <= min(header_len, len(raw)) and raw[pos] != 0x0D:
+        desc = raw[pos:pos + 32]
+        names.append(desc[:11].split(b"\x00")[0])
+        fields.append((chr(desc[11]), desc[16]))
+        pos += 32
+    texts = list(names)
+    for r in range(min(n_rec, (len(raw) - header_len) // max(rec_len, 1))):
+        off = header_len + r * rec_len + 1  # first byte: deletion flag
+        for typ, width in fields:
+            if typ == "C":
+                value = raw[off:off + width].rstrip(b" \x00")
+                if value:
+                    texts.append(value)
+            off += width
+    return texts
+
+
+def shapefile_encoding(path: Path, layer: str | None, what: str) -> str | None:
+    """The encoding to read a Shapefile with, when GDAL would guess wrong; or None.
+
+    GDAL reads a Shapefile without a ``.cpg`` file (and without a language-driver byte) as
+    Latin-1, which turns Chinese field names and values into mojibake without any error.
+    Text that is valid UTF-8 is read as UTF-8. Text that is not UTF-8 but reads as GBK is
+    refused with the decoded sample and the fix (a ``.cpg`` file), rather than guessed.
+    """
+    dbf = _dbf_path(path, layer)
+    if dbf is None or any(dbf.with_suffix(s).is_file() for s in (".cpg", ".CPG")):
+        return None
+    with open(dbf, "rb") as fh:
+        head = fh.read(32)
+    if len(head) > 29 and head[29] != 0:  # language driver id: GDAL honours it
+        return None
+    texts = [t for t in _dbf_texts(dbf) if any(b > 0x7F for b in t)]
+    if not texts:
+        return None
+    try:
+        for t in texts:
+            t.decode("utf-8")
+        return "UTF-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        decoded = [t.decode("gbk") for t in texts]
+    except UnicodeDecodeError:
+        return None  # not UTF-8, not GBK: leave GDAL's Latin-1 (e.g. a European layer)
+    if not any("\u4e00" <= ch <= "\u9fff" for t in decoded for ch in t):
+        return None
+    sample = ", ".join(repr(t) for t in decoded[:3])
+    cpg = dbf.with_suffix(".cpg")
+    raise ZoneLayerError(
+        f"{what} {path} has field names or values in a Chinese legacy encoding (they read as GBK: "
+        f"{sample}) and no {cpg.name} file saying so; GDAL would read them as Latin-1 garbage. "
+        f"Create {cpg.name} containing the single word GBK beside it (or re-save the layer as "
+        "UTF-8), then run again."
+    )
+
+
+def _not_utf8_message(what: str, path: Path, err: UnicodeDecodeError) -> str:
+    bad = bytes(err.object[max(0, err.start - 8):err.end + 16]) if isinstance(err.object, (bytes, bytearray)) else b""
+    try:
+        sample = f", which read as GBK: {bad.decode('gbk', errors='strict')!r}" if bad else ""
+    except UnicodeDecodeError:
+        sample = ""
+    fix = ("Create a .cpg file naming the encoding (e.g. GBK) beside the .shp" if path.suffix.lower() == ".shp"
+           else "Re-save the layer with UTF-8 text (GeoPackage and GeoJSON text must be UTF-8), e.g. "
+                "from its source in QGIS with encoding UTF-8")
+    return (f"{what} {path} has text that is not UTF-8 (bytes {bad[:24]!r}{sample}). {fix}, "
+            "then run again.")
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """Refuse an output folder that cannot be created or written, without creating it."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"output path {out_dir} exists and is not a folder. Choose another "
+                          "output_dir (or remove the file).")
+    probe = out_dir
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(
+            f"output folder {out_dir} cannot be created: {probe} is a file, not a folder "
+            "(not writable). Choose another output_dir."
+        )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        reason = "read-only file system" if _is_read_only(probe) else "permission denied"
+        raise OutputError(
+            f"output folder {out_dir} is not writable ({reason} on {probe}). Fix its "
+            "permissions or choose another output_dir."
+        )
+
+
+def _is_read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
 
 
 def composite_luts(legend: Legend | None, table: DensityTable, codes_present: set[int],
@@ -309,4 +465,5 @@ def build_context(project: Project, *, scan_codes: bool = True) -> RunContext:
             warnings.simplefilter("always")
             ctx.flux = build_flux_context(project, ctx)
         ctx.notes.extend(str(w.message) for w in caught)
+    check_output_dir(project.output_dir)  # last: every input problem is reported first
     return ctx

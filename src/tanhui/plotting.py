@@ -9,6 +9,7 @@ Main entry points
 decimate(da, max_size=1000)                     block mean (or nearest sample) for display
 map_raster(da, kind=..., outlines=..., ...)     one map, colour bar labelled with the units
 map_classes(da, outlines=...)                   land-cover classes in the canonical colours
+add_outlines(ax, shapes, like, color=...)      more polygons (e.g. planning zones) on a map
 bar_by_region(values, units=...)                horizontal bars; sinks green, sources brown
 rasterize_regions(like, regions)                polygon index per mosaic pixel (pixel centres)
 transitions(lc_from, lc_to, value=..., ...)     area (and a density total) per class pair
@@ -171,6 +172,30 @@ def _km_axes(ax: Axes, crs_name: str) -> None:
     ax.set_aspect("equal")
 
 
+def add_outlines(
+    ax: Axes,
+    shapes: gpd.GeoDataFrame,
+    like: xr.DataArray,
+    *,
+    color: str = "0.15",
+    linewidth: float = 0.6,
+    fill_alpha: float = 0.0,
+    label: str | None = None,
+) -> Axes:
+    """Draw polygons over a map of ``like`` (reprojected to its CRS); with ``fill_alpha`` > 0
+    they are also filled, translucent. ``label`` names them in ``ax.legend()``."""
+    from matplotlib.lines import Line2D
+
+    geoms = shapes.to_crs(_crs_of(like).to_wkt())
+    if fill_alpha > 0:
+        geoms.plot(ax=ax, color=color, alpha=fill_alpha, linewidth=0)
+    geoms.boundary.plot(ax=ax, color=color, linewidth=linewidth)
+    if label:
+        # a proxy artist: GeoPandas line collections do not carry legend labels reliably
+        ax.add_line(Line2D([], [], color=color, linewidth=max(linewidth, 1.5), label=label))
+    return ax
+
+
 def _draw_outlines(ax: Axes, outlines: gpd.GeoDataFrame | None, crs, label_field: str | None,
                    zoom: bool) -> None:
     if outlines is None:
@@ -188,7 +213,7 @@ def _draw_outlines(ax: Axes, outlines: gpd.GeoDataFrame | None, crs, label_field
         for text, geom in zip(shapes[label_field], shapes.geometry):
             pt = geom.representative_point()
             ax.annotate(str(text), (pt.x, pt.y), ha="center", va="center", fontsize=7,
-                        path_effects=halo, **font)
+                        path_effects=halo, zorder=10, **font)  # above layers added later
     if zoom:
         x0, y0, x1, y1 = shapes.total_bounds
         pad = 0.04 * max(x1 - x0, y1 - y0)

@@ -197,10 +197,9 @@ def feature_frame(layer: PolygonLayer, table: pd.DataFrame | None) -> gpd.GeoDat
     if year is not None and "polygon_area_ha" in df:
         area = df[f"area_ha_{year}"]
         df[f"area_diff_ha_{year}"] = area - df["polygon_area_ha"]
+        poly = df["polygon_area_ha"]
         with np.errstate(divide="ignore", invalid="ignore"):
-            df[f"area_diff_pct_{year}"] = np.where(
-                df["polygon_area_ha"] > 0, 100.0 * (area - df["polygon_area_ha"]) / df["polygon_area_ha"],
-                np.nan)
+            df[f"area_diff_pct_{year}"] = np.where(poly > 0, 100.0 * (area - poly) / poly, np.nan)
     first = ["feature_id", "feature_name"]
     if year is not None:
         first += [c for c in (f"area_ha_{year}", "polygon_area_ha", f"area_diff_ha_{year}",
@@ -490,6 +489,11 @@ def _raster_layers(ctx: RunContext, out_dir: Path) -> list[_Layer]:
     keyed = []
     for vrt in sorted(out_dir.glob("*.vrt")):
         stem = vrt.stem
+        missing = _missing_sources(vrt)
+        if missing:  # e.g. a mosaic left from an earlier run whose tiles were cleared
+            log.warning("%s left out of %s: %d of its tiles are missing (e.g. %s)", vrt.name,
+                        QGS_NAME, len(missing), missing[0])
+            continue
         qml_path = vrt.with_suffix(".qml")
         if qml_path.is_file():
             qml = qml_path.read_text(encoding="utf-8")
@@ -511,6 +515,21 @@ def _raster_layers(ctx: RunContext, out_dir: Path) -> list[_Layer]:
     if layers:
         layers[0].checked = True
     return layers
+
+
+def _missing_sources(vrt: Path) -> list[str]:
+    """Source files of a VRT mosaic that do not exist."""
+    try:
+        root = ET.parse(vrt).getroot()
+    except ET.ParseError:
+        return [vrt.name]
+    missing = []
+    for el in root.iter("SourceFilename"):
+        name = el.text or ""
+        path = vrt.parent / name if el.get("relativeToVRT") == "1" else Path(name)
+        if not path.is_file():
+            missing.append(name)
+    return missing
 
 
 def _zone_title(name: str, choro: Choropleth | None) -> str:
@@ -707,7 +726,8 @@ def write_qgis_project(ctx: RunContext, out_dir: Path, frames: dict[str, gpd.Geo
     pad_x, pad_y = 0.03 * (view[2] - view[0]), 0.03 * (view[3] - view[1])
     view = (view[0] - pad_x, view[1] - pad_y, view[2] + pad_x, view[3] + pad_y)
     canvas = ET.SubElement(root, "mapcanvas", name="theMapCanvas", annotationsVisible="1")
-    ET.SubElement(canvas, "units").text = "degrees" if info["geographicflag"] == "true" else "meters"
+    geographic = info["geographicflag"] == "true"
+    ET.SubElement(canvas, "units").text = "degrees" if geographic else "meters"
     _extent_el(canvas, "extent", view)
     ET.SubElement(canvas, "rotation").text = "0"
     _srs(canvas, "destinationsrs", info)

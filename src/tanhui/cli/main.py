@@ -29,6 +29,7 @@ class _Group(click.Group):
     """
 
     def invoke(self, ctx):
+        argv = [*getattr(ctx, "_protected_args", []), *ctx.args]  # consumed by super().invoke
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("default")
             try:
@@ -41,7 +42,8 @@ class _Group(click.Group):
                 click.echo("tanhui: interrupted", err=True)
                 ctx.exit(130)
             except OSError as err:  # the operating system refused: disk full, permissions ...
-                self._fail(ctx, caught, f"tanhui: error: {describe_os_error(err)}", 1)
+                where = err.filename or _output_dir_of(argv)
+                self._fail(ctx, caught, f"tanhui: error: {describe_os_error(err, where)}", 1)
             except Exception as err:  # an unexpected failure: still one line unless -v
                 msg = str(err).splitlines()[0] if str(err) else ""
                 self._fail(ctx, caught, f"tanhui: internal error: {type(err).__name__}: {msg} "
@@ -76,9 +78,22 @@ def _warning_lines(caught) -> list[str]:
     return lines
 
 
-def describe_os_error(err: OSError) -> str:
+def _output_dir_of(argv) -> str | None:
+    """Best effort: the output folder of the project file given to the failed command."""
+    for a in argv:
+        if isinstance(a, str) and a.endswith(".toml") and Path(a).is_file():
+            try:
+                from ..project import load_project
+
+                return f"output folder {load_project(a).output_dir}"
+            except Exception:
+                return None
+    return None
+
+
+def describe_os_error(err: OSError, where: str | None = None) -> str:
     """One line for an operating-system error, naming the file and what to do."""
-    where = err.filename or "the output folder"
+    where = where or err.filename or "the output folder"
     if err.errno == errno.ENOSPC or "no space left" in str(err).lower():
         return (f"disk full while writing {where}; free space or choose another output_dir, "
                 "then rerun with --resume to keep the finished tiles.")
@@ -109,6 +124,8 @@ def cli(ctx, verbose: bool, quiet: bool):
     handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+    # a log file on a full disk must not print "--- Logging error ---" tracebacks
+    logging.raiseExceptions = verbose
     logging.getLogger("tanhui").setLevel(logging.DEBUG if verbose else logging.INFO)
     # GDAL's own warnings (CPLE_AppDefined ...) are noise next to tanhui's one-line errors
     logging.getLogger("rasterio").setLevel(logging.DEBUG if verbose else logging.ERROR)

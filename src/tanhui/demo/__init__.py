@@ -5,7 +5,10 @@ for a seed) except the county polygons, which are real (see ``demo/data/README.m
 
 Main entry points
 -----------------
-write_demo_inputs(out_dir, grid, seed=42, years=(2015, 2023), ndvi_year=None) -> project.toml
+write_demo_inputs(out_dir, grid, seed=42, years=(2015, 2023), ndvi_year=None, zones=True)
+    -> project.toml
+write_demo_zones(out_dir, grid, seed=42, year=2023) -> {kind: zones/sanqu_sanxian.gpkg}
+demo_zones(grid, seed=42, year=2023) -> {kind: GeoDataFrame} (synthetic 三区三线, EPSG:4490)
 landcover_window(transform, shape, crs, year, seed=42) -> uint8 CNLUCC codes
 ndvi_window(transform, shape, crs, year, month, seed=42) -> float32 NDVI
 tongliao_climate() -> 12 monthly T, P, SOL with their provenance
@@ -29,14 +32,18 @@ from .world import (
     write_demo_landcover,
     write_demo_ndvi,
 )
+from .zones import ZONE_KINDS, ZONES_FILE, demo_zones, write_demo_zones
 
 __all__ = [
     "CNLUCC_CODES",
     "DEMO_CODES",
     "NDVI_CURVES",
+    "ZONES_FILE",
+    "ZONE_KINDS",
     "STUDY_BOUNDS_LONLAT",
     "MonthlyClimate",
     "climate_window",
+    "demo_zones",
     "counties_path",
     "landcover_lonlat",
     "landcover_window",
@@ -46,4 +53,5 @@ __all__ = [
     "write_demo_inputs",
     "write_demo_landcover",
     "write_demo_ndvi",
+    "write_demo_zones",
 ]

@@ -1041,7 +1041,7 @@ def _grid_name(grid) -> str | None:
     return None
 
 
-def _project_toml(grid, years, seed, ndvi_year) -> str:
+def _project_toml(grid, years, seed, ndvi_year, zones: bool = False) -> str:
     grid_name = _grid_name(grid)
     lines = [
         "# tanhui demo project: Horqin / Tongliao (通辽市).",
@@ -1079,6 +1079,15 @@ def _project_toml(grid, years, seed, ndvi_year) -> str:
             "# radiation: FAO-56 Angstrom-Prescott, 43.6 N, n/N = 0.65 (computed)",
             f"radiation_MJ_m2 = {_toml_floats(clim.radiation_MJ_m2)}",
         ]
+    if zones:
+        from .zones import ZONE_KINDS, ZONES_FILE
+
+        lines += ["", "# 三区三线: SYNTHETIC planning layers (tanhui.demo.zones), not a planning",
+                  "# document. Each layer is aggregated on its own; never add them up."]
+        for kind in ZONE_KINDS:
+            lines += ["", "[[zones]]", f"kind = {_toml_str(kind)}",
+                      f"path = {_toml_str(ZONES_FILE)}", f"layer = {_toml_str(kind)}",
+                      'id_field = "zone_id"', 'name_field = "name"']
     lines += ["", "[run]", 'engine = "numba"', "workers = 1", ""]
     return "\n".join(lines)
 
@@ -1098,7 +1107,7 @@ Made by `tanhui.demo.write_demo_inputs` (tanhui {version}, seed {seed}).
   patterns. The later epoch adds synthetic afforestation, sand fixation and reclamation
   (a few % of pixels). **Not an observation; do not use the numbers for anything but
   trying tanhui.**
-{ndvi_part}- The carbon-density table `carbon_density_horqin` and all science defaults are tanhui's
+{parts}- The carbon-density table `carbon_density_horqin` and all science defaults are tanhui's
   provisional tables (see their `source`/`status` columns).
 
 Run it with `tanhui run project.toml`; every output is stamped `synthetic = true`.
@@ -1113,8 +1122,18 @@ _README_NDVI = """\
 """
 
 
+_README_ZONES = """\
+- `zones/sanqu_sanxian.gpkg` — **SYNTHETIC** 三区三线 layers (one layer per kind: 生态/农业/城镇
+  空间, 生态保护红线, 永久基本农田, 城镇开发边界), drawn from the synthetic land cover of {year},
+  in CGCS2000 lon/lat (EPSG:4490). The three spaces partition the city; the three lines
+  overlap them and each other, with deliberate digitising faults (slivers, polygons smaller
+  than a pixel, two invalid geometries) for tanhui to handle. **Not a planning document.**
+"""
+
+
 def write_demo_inputs(out_dir: Path, grid, *, seed: int = 42, years=(2015, 2023),
-                      ndvi_year: int | None = None, workers: int = 1) -> Path:
+                      ndvi_year: int | None = None, workers: int = 1,
+                      zones: bool = True) -> Path:
     """Write the synthetic Horqin demo project into ``out_dir`` and return its project.toml.
 
     Writes ``landcover_<year>.tif`` for each year (uint8 CNLUCC codes, DEFLATE-compressed
@@ -1124,7 +1143,10 @@ def write_demo_inputs(out_dir: Path, grid, *, seed: int = 42, years=(2015, 2023)
     ``cnlucc``, density table ``carbon_density_horqin``, regions by adcode/name_zh,
     ``synthetic = true``) and ``README.md``. With ``ndvi_year`` it also writes 12 monthly
     NDVI files (:func:`write_demo_ndvi`) and a ``[flux]`` section with the demo climate
-    (:func:`tongliao_climate`). Existing files of the same names are replaced.
+    (:func:`tongliao_climate`). With ``zones`` it writes the synthetic 三区三线 layers
+    (:func:`tanhui.demo.zones.write_demo_zones`, following the land cover of the last
+    epoch) and one ``[[zones]]`` block per layer. Existing files of the same names are
+    replaced.
 
     Parameters
     ----------
@@ -1142,6 +1164,8 @@ def write_demo_inputs(out_dir: Path, grid, *, seed: int = 42, years=(2015, 2023)
     workers : int
         Threads computing blocks (the noise kernel releases the GIL; the gain depends on the
         machine). On one core the 250 m grid takes ~10–20 s, the 30 m grid ~70 times longer.
+    zones : bool
+        Also write the synthetic 三区三线 layers (``zones/sanqu_sanxian.gpkg``, ~5 s).
 
     Returns
     -------
@@ -1161,11 +1185,16 @@ def write_demo_inputs(out_dir: Path, grid, *, seed: int = 42, years=(2015, 2023)
     # one pass: the base map of each block serves all epochs and the NDVI months
     _write_layers(layout, crs, layers, _compute_blocks(years, seed, ndvi_year), workers)
     shutil.copyfile(counties_path(), out_dir / "counties.geojson")
+    if zones:
+        from .zones import write_demo_zones
+
+        write_demo_zones(out_dir, grid, seed=seed, year=years[-1])
     project = out_dir / "project.toml"
-    project.write_text(_project_toml(grid, years, seed, ndvi_year), encoding="utf-8")
+    project.write_text(_project_toml(grid, years, seed, ndvi_year, zones), encoding="utf-8")
     ndvi_part = "" if ndvi_year is None else _README_NDVI.format(year=int(ndvi_year))
+    zones_part = _README_ZONES.format(year=years[-1]) if zones else ""
     (out_dir / "README.md").write_text(
         _README.format(version=_tanhui_version(), seed=seed,
-                       grid=_grid_name(grid) or "landcover", ndvi_part=ndvi_part),
+                       grid=_grid_name(grid) or "landcover", parts=ndvi_part + zones_part),
         encoding="utf-8")
     return project

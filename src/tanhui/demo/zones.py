@@ -110,7 +110,8 @@ class _Work(NamedTuple):
 # --------------------------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------------------------
-def demo_zones(grid, *, seed: int = 42, year: int = 2023, coarse_m: float = 500.0) -> dict:
+def demo_zones(grid, *, seed: int = 42, year: int = 2023,
+               coarse_m: float | None = None) -> dict:
     """The six synthetic 三区三线 layers as GeoDataFrames in EPSG:4490 (not written).
 
     Parameters
@@ -125,8 +126,9 @@ def demo_zones(grid, *, seed: int = 42, year: int = 2023, coarse_m: float = 500.
     year : int
         Land-cover epoch the zones follow (the red line also keeps the sandy land of
         :data:`tanhui.demo.world.CHANGE_START_YEAR` and its restored patches).
-    coarse_m : float
-        Pixel size (m) of the land-cover window that is vectorised.
+    coarse_m : float, optional
+        Pixel size (m) of the land-cover window that is vectorised; default twice the grid
+        pixel, within 500–1000 m (500 m for the 30 m and 250 m grids).
 
     Returns
     -------
@@ -138,6 +140,8 @@ def demo_zones(grid, *, seed: int = 42, year: int = 2023, coarse_m: float = 500.
     import shapely
 
     work = _work_frame(grid)
+    if coarse_m is None:
+        coarse_m = min(max(500.0, 2.0 * work.pixel_m), 1000.0)
     counties_ll = _counties_ll()
     counties_w = [(a, _tx(g, work.from_ll)) for a, g in counties_ll]
     city_w = shapely.union_all([g for _, g in counties_w])
@@ -190,7 +194,7 @@ def demo_zones(grid, *, seed: int = 42, year: int = 2023, coarse_m: float = 500.
 
 
 def write_demo_zones(out_dir, grid, *, seed: int = 42, year: int = 2023,
-                     coarse_m: float = 500.0) -> dict[str, Path]:
+                     coarse_m: float | None = None) -> dict[str, Path]:
     """Write the synthetic 三区三线 layers to ``out_dir/zones/sanqu_sanxian.gpkg``.
 
     One GeoPackage with one layer per kind (layer name = kind, :data:`ZONE_KINDS`), fields
@@ -218,62 +222,96 @@ def write_demo_zones(out_dir, grid, *, seed: int = 42, year: int = 2023,
     return {kind: path for kind in ZONE_KINDS}
 
 
-#: Snap-rounding grid of the partition overlays, degrees (~0.1 mm): overlays on a fixed
+#: Snap-rounding grid of the partition overlays, degrees (~1 mm): overlays on a fixed
 #: grid give valid output free of the near-zero slivers floating-point overlays leave.
-PARTITION_GRID_DEG = 1e-9
-#: Longest edge of the partition, degrees (~200 m): the chord of a longer edge drifts from
-#: its image in an equal-area projection (sag ~ L²/8R, 2 m at 10 km).
+PARTITION_GRID_DEG = 1e-8
+#: Longest county edge in the partition, degrees (~200 m): the chord of a longer edge
+#: drifts from its image in an equal-area projection (sag ~ L²/8R: 2 m at 10 km, 1 mm at
+#: 200 m).
 PARTITION_SEGMENT_DEG = 0.002
-#: Parts of the agricultural and urban space smaller than this (m², ~ 1/6 pixel at 250 m)
-#: are left to the ecological space, so the partition has no crumbs.
+#: Parts of a space smaller than this (m², 1/6 of a 250 m pixel) are overlay crumbs and
+#: join a neighbouring part, so the partition has none.
 MIN_SPACE_PART_M2 = 1.0e4
 
 
 def _spaces(counties_ll, urban_ll, agri_ll) -> dict[str, list]:
-    """三区 as an exact partition of the counties: urban, then agricultural, then the rest.
+    """三区 as an exact partition of the counties: urban, agricultural, and the rest.
 
     County by county, every overlay runs on the :data:`PARTITION_GRID_DEG` grid in
-    EPSG:4490, on edges densified to ≤ :data:`PARTITION_SEGMENT_DEG` (so a straight edge
-    stays within ~1 mm of its image in an equal-area projection, and reprojection does not
-    make the parts cross). Parts of the urban and agricultural space smaller than
-    :data:`MIN_SPACE_PART_M2` are left to the ecological space, and crumbs of that
-    remainder join the neighbouring space. Each feature is one connected part of one space
-    within one county.
+    EPSG:4490, with the county edges densified to ≤ :data:`PARTITION_SEGMENT_DEG` (the
+    other inputs come densified from :func:`_valid_ll`), so a straight edge stays within
+    ~1 mm of its image in an equal-area projection and reprojection does not make parts
+    cross. Parts smaller than :data:`MIN_SPACE_PART_M2` (overlay crumbs) join the
+    neighbouring part they share the longest edge with. Each feature is one connected part
+    of one space within one county.
     """
     import shapely
 
-    grid, seg = PARTITION_GRID_DEG, PARTITION_SEGMENT_DEG
-    # area threshold in degrees² at Tongliao's latitude (only to drop crumbs)
+    grid = PARTITION_GRID_DEG
+    # area threshold in degrees² at Tongliao's latitude (only to find crumbs)
     min_deg2 = MIN_SPACE_PART_M2 / (111_320.0 * 110_950.0 * math.cos(math.radians(44.0)))
-    urban_ll = shapely.segmentize(urban_ll, seg)
-    agri_ll = shapely.segmentize(agri_ll, seg)
-    shapely.prepare(urban_ll)
-    shapely.prepare(agri_ll)
 
-    def keep(geom):
-        parts = [p for p in _polygons(geom) if p.area >= min_deg2]
-        return shapely.union_all(parts, grid_size=grid) if parts else shapely.Polygon()
+    def poly(geom):  # overlays on a grid may add collapsed lines: keep the polygons
+        return shapely.multipolygons(_polygons(geom))
 
+    built = poly(shapely.union(agri_ll, urban_ll, grid_size=grid))  # all non-ecological land
     out: dict[str, list] = {k: [] for k in SPACE_KINDS}
     for adcode, county in counties_ll:
-        county = shapely.set_precision(shapely.segmentize(county, seg), grid)
-        urban = keep(shapely.intersection(urban_ll, county, grid_size=grid))
-        agri = keep(shapely.difference(shapely.intersection(agri_ll, county, grid_size=grid),
-                                       urban, grid_size=grid))
-        rest = shapely.difference(county, shapely.union(urban, agri, grid_size=grid),
-                                  grid_size=grid)
-        crumbs = [p for p in _polygons(rest) if p.area < min_deg2]
-        if crumbs:  # join the neighbour they touch (farmland first)
-            to_agri = [c for c in crumbs if shapely.intersects(c, agri)]
-            to_urban = [c for c in crumbs
-                        if not shapely.intersects(c, agri) and shapely.intersects(c, urban)]
-            agri = shapely.union_all([agri] + to_agri, grid_size=grid)
-            urban = shapely.union_all([urban] + to_urban, grid_size=grid)
-            rest = shapely.difference(county, shapely.union(urban, agri, grid_size=grid),
-                                      grid_size=grid)
-        for kind, geom in (("ecological_space", rest), ("agricultural_space", agri),
-                           ("urban_space", urban)):
-            out[kind].extend((part, adcode, "") for part in _polygons(geom))
+        county = shapely.set_precision(shapely.segmentize(county, PARTITION_SEGMENT_DEG), grid)
+        box = county.bounds
+        built_c = poly(shapely.intersection(shapely.clip_by_rect(built, *box), county,
+                                            grid_size=grid))
+        urban = poly(shapely.intersection(shapely.clip_by_rect(urban_ll, *box), county,
+                                          grid_size=grid))
+        parts = {
+            "ecological_space": _polygons(shapely.difference(county, built_c, grid_size=grid)),
+            "agricultural_space": _polygons(shapely.difference(built_c, urban, grid_size=grid)),
+            "urban_space": _polygons(urban),
+        }
+        for kind, polys in _absorb_crumbs(parts, min_deg2, grid).items():
+            out[kind].extend((p, adcode, "") for p in polys)
+    return out
+
+
+def _absorb_crumbs(parts: dict[str, list], min_area: float, grid: float) -> dict[str, list]:
+    """Merge each part smaller than ``min_area`` into the larger part (of any kind) along
+    which most of its outline runs; the union of all parts does not change.
+
+    Neighbours are found within a few grid cells, not by exact contact: a crumb is often
+    cut from its sibling by a collapsed (zero-width) sliver of another space.
+    """
+    import shapely
+
+    items = [(kind, p) for kind in parts for p in parts[kind]]
+    small = {i for i, (_, p) in enumerate(items) if p.area < min_area}
+    big = [i for i in range(len(items)) if i not in small]
+    if not small or not big:
+        return parts
+    tree = shapely.STRtree([items[i][1] for i in big])
+    targets: dict[int, list] = {}
+    absorbed: set = set()
+    for i in sorted(small):
+        crumb = items[i][1]
+        # sample the crumb's outline and count the samples lying on each neighbour
+        ring = shapely.segmentize(crumb.exterior, max(crumb.exterior.length / 64.0, grid))
+        samples = shapely.points(shapely.get_coordinates(ring))
+        best, best_n = None, 0
+        for j in sorted(tree.query(crumb, predicate="dwithin", distance=4.0 * grid)):
+            k = big[int(j)]
+            n = int(np.count_nonzero(shapely.dwithin(samples, items[k][1], 2.0 * grid)))
+            if n > best_n:
+                best, best_n = k, n
+        if best is not None and best_n >= 2:
+            targets.setdefault(best, []).append(crumb)
+            absorbed.add(i)
+    out: dict[str, list] = {k: [] for k in parts}
+    for i, (kind, p) in enumerate(items):
+        if i in absorbed:
+            continue
+        if i in targets:
+            out[kind].extend(_polygons(shapely.union_all([p] + targets[i], grid_size=grid)))
+        else:
+            out[kind].append(p)
     return out
 
 
@@ -281,12 +319,10 @@ def _spaces(counties_ll, urban_ll, agri_ll) -> dict[str, list]:
 # frames and small geometry helpers
 # --------------------------------------------------------------------------------------------
 def _work_frame(grid) -> _Work:
+    from .world import _layout
+
     crs = pyproj.CRS.from_user_input(grid.crs)
-    if hasattr(grid, "res_x"):
-        res = float(grid.res_x)
-    else:
-        tids = list(grid.tile_ids()) if hasattr(grid, "tile_ids") else []
-        res = float(grid.tile_transform(tids[0]).a) if tids else 250.0
+    res = float(grid.res_x) if hasattr(grid, "res_x") else float(_layout(grid).transform.a)
     unit = crs.axis_info[0].unit_name if crs.axis_info else ""
     if crs.is_projected and unit in ("metre", "meter", "m"):
         work_crs, pixel_m = crs, abs(res)
@@ -324,11 +360,20 @@ def _tx(geom, transformer: pyproj.Transformer):
 
 
 def _valid_ll(geom_w, work: _Work):
-    """``geom_w`` in EPSG:4490, repaired if the reprojection made it invalid (rounding can
-    make near-coincident edges of a valid polygon cross)."""
+    """``geom_w`` in EPSG:4490, robust to reprojection.
+
+    Edges are densified to ≤ 250 m (a chord then stays within ~1 mm of its image in the
+    other CRS). If the geometry does not survive the round trip to EPSG:4490 and back, its
+    vertices are snapped to a 1 cm grid first (which removes the zero-width spikes overlays
+    leave, that rounding turns into crossings); anything still invalid is repaired.
+    """
     import shapely
 
+    geom_w = shapely.segmentize(geom_w, 250.0)
     g = _tx(geom_w, work.to_ll)
+    if not (g.is_valid and _tx(g, work.from_ll).is_valid):
+        geom_w = shapely.set_precision(geom_w, 0.01)
+        g = _tx(geom_w, work.to_ll)
     if g.is_valid:
         return g
     parts = _polygons(shapely.make_valid(g))
@@ -372,7 +417,7 @@ def _majority_counties(geoms_w: list, counties_w) -> list[str]:
         if not g.is_valid:
             g = shapely.make_valid(g)
         cand = sorted(tree.query(g))
-        areas = {int(i): (g.area if polys[i].contains(g) else shapely.intersection(g, polys[i]).area)
+        areas = {int(i): g.area if polys[i].contains(g) else shapely.intersection(g, polys[i]).area
                  for i in cand}
         if areas and max(areas.values()) > 0.0:
             best = max(sorted(areas), key=lambda i: areas[i])
@@ -703,13 +748,18 @@ class _Faults:
         taken: list = []
         core = self._core()
         lc = self.raster.lc
-        wet_sites = self._sites(np.isin(lc, _WET_CODES) & core
-                                & self._far_from(self.red, 1500.0), 4, taken)
+        core &= self._far_from(self.udb, 1500.0)
+        in_agri = self._rasterize([self.agri_w])
+        wet_free = np.isin(lc, _WET_CODES) & core & self._far_from(self.red, 1500.0)
+        wet_sites = self._sites(wet_free & ~in_agri, 4, taken)
+        if len(wet_sites) < 4:  # (a pond in the farmland then)
+            wet_sites += self._sites(wet_free, 4 - len(wet_sites), taken)
         crop_free = np.isin(lc, _CROP_CODES) & core & self._far_from(self.farm + self.red, 1000.0)
-        crop_sites = self._sites(crop_free & self._rasterize([self.agri_w]), 3, taken)
+        crop_sites = self._sites(crop_free & in_agri, 3, taken)
         if len(crop_sites) < 3:
             crop_sites += self._sites(crop_free, 3 - len(crop_sites), taken)
-        town_sites = self._sites(self._ring(self.udb, 1500.0, 4000.0) & core, 1, taken)
+        town_sites = self._sites(self._ring(self.udb, 1500.0, 4000.0) & core
+                                 & self._far_from(self.red, 500.0), 1, taken)
         for i, (x, y) in enumerate(wet_sites[:3]):
             if i < 2:  # small ponds: discs of ~0.25 pixel
                 red.append((Point(x, y).buffer(0.28 * px, quad_segs=8), False))
