@@ -14,6 +14,7 @@ import pandas as pd
 from . import styles
 from .context import RunContext
 from .outputs import build_vrt, write_csv
+from .qgis_deliver import write_vector_and_qgis_outputs
 from .tables import long_format
 
 log = logging.getLogger("tanhui")
@@ -99,23 +100,23 @@ def write_tables(ctx: RunContext, out_dir: Path, tables: dict[str, pd.DataFrame]
     written = []
     extent = tables.get("extent")
     if extent is not None:
-        write_csv(extent, tdir / "raster_totals.csv")
+        write_csv(extent, tdir / "raster_totals.csv", index=False)
         written.append("tables/raster_totals.csv")
     regions = tables.get("regions")
     if regions is not None:
         write_csv(regions[regions["class_id"] == "all"].drop(columns=["class_id", "class_name"]),
-                  tdir / "region_totals.csv")
-        write_csv(regions[regions["class_id"] != "all"], tdir / "region_class_totals.csv")
+                  tdir / "region_totals.csv", index=False)
+        write_csv(regions[regions["class_id"] != "all"], tdir / "region_class_totals.csv", index=False)
         written += ["tables/region_totals.csv", "tables/region_class_totals.csv"]
     for key, t in tables.items():
         if key in ("regions", "extent"):
             continue
         name = key.split(":")[-1]
-        write_csv(t, tdir / f"zone_{name}.csv", header_lines=TABLE_NOTES)
+        write_csv(t, tdir / f"zone_{name}.csv", header_lines=TABLE_NOTES, index=False)
         written.append(f"tables/zone_{name}.csv")
     lf = long_format(tables)
     if not lf.empty:
-        write_csv(lf, tdir / "zonal_long.csv", header_lines=TABLE_NOTES)
+        write_csv(lf, tdir / "zonal_long.csv", header_lines=TABLE_NOTES, index=False)
         written.append("tables/zonal_long.csv")
     return written
 
@@ -145,6 +146,7 @@ def plausibility(ctx: RunContext, tables: dict[str, pd.DataFrame]) -> list[str]:
 def write_deliverables(ctx: RunContext, out_dir: Path, tables: dict[str, pd.DataFrame],
                        results: list, manifest: dict) -> tuple[dict[str, list[str]], list[str]]:
     files = {"mosaics": write_mosaics(ctx, out_dir, results), "tables": write_tables(ctx, out_dir, tables)}
+    files["qgis"] = write_vector_and_qgis_outputs(ctx, out_dir, tables)
     warnings = plausibility(ctx, tables)
     if ctx.flux is not None:
         from .flux_checks import flux_plausibility

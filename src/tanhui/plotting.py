@@ -44,8 +44,9 @@ SOURCE_COLOUR = "#a6611a"  # brown: negative = carbon released
 MapKind = Literal["sequential", "diverging"]
 
 # font families that cover Chinese (Debian fonts-noto-cjk, fonts-wqy-*, Windows, macOS)
-_CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Serif CJK SC", "Source Han Sans SC", "WenQuanYi Micro Hei",
-                 "WenQuanYi Zen Hei", "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC")
+_CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Serif CJK SC", "Source Han Sans SC",
+                 "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "SimHei", "Microsoft YaHei",
+                 "PingFang SC", "Heiti SC")
 
 
 # ------------------------------------------------------------------------------ fonts, names
@@ -70,10 +71,11 @@ def _font_for(labels: Iterable[object], what: str) -> dict:
     family = cjk_font()
     if family is None:
         raise InputValueError(
-            f"{what} contain Chinese characters ({chinese[:3]}) but no font covering Chinese is "
-            f"installed (looked for {', '.join(_CJK_FAMILIES[:4])}, ...); matplotlib would draw empty "
-            "boxes. Pass English or pinyin names (e.g. the 'name_en' field of the demo's "
-            "counties.geojson) or install a CJK font (Debian: apt-get install fonts-noto-cjk).")
+            f"{what} contain Chinese characters ({chinese[:3]}) but no font covering Chinese "
+            f"is installed (looked for {', '.join(_CJK_FAMILIES[:4])}, ...); matplotlib would "
+            "draw empty boxes. Pass English or pinyin names (e.g. the 'name_en' field of the "
+            "demo's counties.geojson) or install a CJK font (Debian: apt-get install "
+            "fonts-noto-cjk).")
     return {"fontfamily": family}
 
 
@@ -206,8 +208,8 @@ def _draw_outlines(ax: Axes, outlines: gpd.GeoDataFrame | None, crs, label_field
     shapes.boundary.plot(ax=ax, color="0.15", linewidth=0.6)
     if label_field is not None:
         if label_field not in shapes.columns:
-            raise InputValueError(f"outline label field '{label_field}' is not a column of the outlines "
-                                  f"(columns: {list(shapes.columns)}). Pick one of them.")
+            raise InputValueError(f"outline label field '{label_field}' is not a column of the "
+                                  f"outlines (columns: {list(shapes.columns)}). Pick one of them.")
         font = _font_for(shapes[label_field], f"labels from field '{label_field}'")
         halo = [pe.withStroke(linewidth=2.2, foreground="white")]
         for text, geom in zip(shapes[label_field], shapes.geometry):
@@ -267,7 +269,8 @@ def map_raster(
         hi = vmax if vmax is not None else float(np.percentile(finite, 98))
         cmap = cmap or "YlGn"
     else:
-        raise InputValueError(f"map_raster: kind is '{kind}'; expected 'sequential' or 'diverging'.")
+        raise InputValueError(f"map_raster: kind is '{kind}'; expected 'sequential' or "
+                              "'diverging'.")
     extend = {(False, False): "neither", (True, False): "min", (False, True): "max",
               (True, True): "both"}[(bool(finite.min() < lo), bool(finite.max() > hi))]
     ax = _new_axes(ax, (7.0, 6.0))
@@ -302,7 +305,8 @@ def map_classes(
     small = decimate(da, max_size, categorical=True)
     values = np.asarray(small.to_numpy(), dtype="float64")
     classes = load_classes()
-    present = sorted(int(c) for c in np.unique(values[np.isfinite(values)]) if int(c) in classes.index)
+    found = np.unique(values[np.isfinite(values)]).astype(int)
+    present = sorted(int(c) for c in found if c in classes.index)
     colours = ["#ffffff"] * 256
     for cid in classes.index:
         colours[int(cid)] = classes.loc[cid, "colour"]
@@ -310,9 +314,10 @@ def map_classes(
     masked = np.ma.masked_invalid(values)
     ax.imshow(masked, extent=_edges(small), origin="upper", cmap=ListedColormap(colours),
               vmin=-0.5, vmax=255.5, interpolation="nearest")
-    handles = [Patch(facecolor=classes.loc[c, "colour"], edgecolor="0.4", label=classes.loc[c, "label_en"])
-               for c in present]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    handles = [Patch(facecolor=classes.loc[c, "colour"], edgecolor="0.4",
+                     label=classes.loc[c, "label_en"]) for c in present]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
+              frameon=False)
     _draw_outlines(ax, outlines, crs, label_field, zoom_to_outlines)
     _km_axes(ax, crs.name)
     ax.set_title(title or str(da.attrs.get("long_name", da.name)), fontsize=10)
@@ -333,8 +338,8 @@ def bar_by_region(
     """Horizontal bars, one per region (the Series index gives the names): positive values
     (sinks) green, negative (sources) brown, each bar labelled with its value."""
     if values.empty:
-        raise InputValueError(f"bar_by_region: the Series '{values.name}' is empty; nothing to plot. "
-                              "Check the table filter that produced it.")
+        raise InputValueError(f"bar_by_region: the Series '{values.name}' is empty; nothing to "
+                              "plot. Check the table filter that produced it.")
     data = values.sort_values() if sort else values
     font = _font_for(data.index, "region names (the Series index)")
     ax = _new_axes(ax, (7.0, 0.45 * len(data) + 1.2))
@@ -375,15 +380,15 @@ def rasterize_regions(like: xr.DataArray, regions: gpd.GeoDataFrame) -> np.ndarr
     crs = _crs_of(like)
     shapes = regions.to_crs(crs.to_wkt()).geometry
     pairs = [(geom, i) for i, geom in enumerate(shapes) if geom is not None and not geom.is_empty]
-    return rasterize(pairs, out_shape=(like.sizes["y"], like.sizes["x"]), transform=like.rio.transform(),
-                     fill=-1, dtype="int32")
+    return rasterize(pairs, out_shape=(like.sizes["y"], like.sizes["x"]),
+                     transform=like.rio.transform(), fill=-1, dtype="int32")
 
 
 def _check_same_grid(a: xr.DataArray, b: xr.DataArray, what: str) -> None:
     if a.shape != b.shape or not (np.allclose(a["x"], b["x"]) and np.allclose(a["y"], b["y"])):
         raise GridMismatchError(
-            f"{what}: rasters '{a.name}' {tuple(a.shape)} and '{b.name}' {tuple(b.shape)} are not on the "
-            "same pixels; use mosaics of the same run (tanhui.open_output on one out_dir).")
+            f"{what}: rasters '{a.name}' {tuple(a.shape)} and '{b.name}' {tuple(b.shape)} are not "
+            "on the same pixels; use mosaics of the same run (tanhui.open_output on one out_dir).")
 
 
 def transitions(

@@ -556,7 +556,7 @@ def _execute_distributed(ctx, tiles, out_dir, run_fp, *, resume, scheduler, prog
                           key=f"tanhui-tile-{t}-{token}", retries=2, pure=False): t
             for t in tiles
         }
-        for fut in as_completed(futures):
+        for fut in as_completed(list(futures), loop=client.loop):
             try:
                 res = fut.result()
             except Exception as err:  # noqa: BLE001 - retries exhausted, or workers kept dying

@@ -229,9 +229,13 @@ PARTITION_GRID_DEG = 1e-8
 #: drifts from its image in an equal-area projection (sag ~ L²/8R: 2 m at 10 km, 1 mm at
 #: 200 m).
 PARTITION_SEGMENT_DEG = 0.002
-#: Parts of a space smaller than this (m², 1/6 of a 250 m pixel) are overlay crumbs and
-#: join a neighbouring part, so the partition has none.
-MIN_SPACE_PART_M2 = 1.0e4
+#: Parts of a space smaller than this (m², ~8 pixels of 250 m), or smaller than
+#: :data:`THIN_SPACE_PART_M2` and narrower than :data:`MIN_SPACE_WIDTH_M` (mean width
+#: 2·area/perimeter), are crumbs of the overlays and join a neighbouring part, so the
+#: partition has no slivers.
+MIN_SPACE_PART_M2 = 5.0e4
+THIN_SPACE_PART_M2 = 5.0e5
+MIN_SPACE_WIDTH_M = 100.0
 
 
 def _spaces(counties_ll, urban_ll, agri_ll) -> dict[str, list]:
@@ -241,15 +245,22 @@ def _spaces(counties_ll, urban_ll, agri_ll) -> dict[str, list]:
     EPSG:4490, with the county edges densified to ≤ :data:`PARTITION_SEGMENT_DEG` (the
     other inputs come densified from :func:`_valid_ll`), so a straight edge stays within
     ~1 mm of its image in an equal-area projection and reprojection does not make parts
-    cross. Parts smaller than :data:`MIN_SPACE_PART_M2` (overlay crumbs) join the
-    neighbouring part they share the longest edge with. Each feature is one connected part
+    cross. Crumbs (small or thin parts, :data:`MIN_SPACE_PART_M2`) join the neighbouring
+    part they share the longest edge with. Each feature is one connected part
     of one space within one county.
     """
     import shapely
 
     grid = PARTITION_GRID_DEG
-    # area threshold in degrees² at Tongliao's latitude (only to find crumbs)
-    min_deg2 = MIN_SPACE_PART_M2 / (111_320.0 * 110_950.0 * math.cos(math.radians(44.0)))
+    # metres per degree at Tongliao's latitude (only to find crumbs)
+    kx, ky = 111_320.0 * math.cos(math.radians(44.0)), 110_950.0
+
+    def is_crumb(p) -> bool:
+        area_m2 = p.area * kx * ky
+        if area_m2 < MIN_SPACE_PART_M2:
+            return True
+        width_m = 2.0 * area_m2 / (p.length * math.sqrt(kx * ky))
+        return area_m2 < THIN_SPACE_PART_M2 and width_m < MIN_SPACE_WIDTH_M
 
     def poly(geom):  # overlays on a grid may add collapsed lines: keep the polygons
         return shapely.multipolygons(_polygons(geom))
@@ -268,14 +279,14 @@ def _spaces(counties_ll, urban_ll, agri_ll) -> dict[str, list]:
             "agricultural_space": _polygons(shapely.difference(built_c, urban, grid_size=grid)),
             "urban_space": _polygons(urban),
         }
-        for kind, polys in _absorb_crumbs(parts, min_deg2, grid).items():
+        for kind, polys in _absorb_crumbs(parts, is_crumb, grid).items():
             out[kind].extend((p, adcode, "") for p in polys)
     return out
 
 
-def _absorb_crumbs(parts: dict[str, list], min_area: float, grid: float) -> dict[str, list]:
-    """Merge each part smaller than ``min_area`` into the larger part (of any kind) along
-    which most of its outline runs; the union of all parts does not change.
+def _absorb_crumbs(parts: dict[str, list], is_crumb, grid: float) -> dict[str, list]:
+    """Merge each crumb (``is_crumb(part)``) into the other part (of any kind) along which
+    most of its outline runs; the union of all parts does not change.
 
     Neighbours are found within a few grid cells, not by exact contact: a crumb is often
     cut from its sibling by a collapsed (zero-width) sliver of another space.
@@ -283,7 +294,7 @@ def _absorb_crumbs(parts: dict[str, list], min_area: float, grid: float) -> dict
     import shapely
 
     items = [(kind, p) for kind in parts for p in parts[kind]]
-    small = {i for i, (_, p) in enumerate(items) if p.area < min_area}
+    small = {i for i, (_, p) in enumerate(items) if is_crumb(p)}
     big = [i for i in range(len(items)) if i not in small]
     if not small or not big:
         return parts
@@ -634,7 +645,7 @@ class _Faults:
     """Adds realistic digitising faults to the three lines (all sizes from the grid pixel).
 
     * red line reaching ~0.5 pixel into 4 neighbouring farmland parcels (local overlaps);
-    * slivers ~0.3 pixel wide and ~3 km long along the outside of 3 red-line polygons,
+    * slivers ~0.2 pixel wide and ~3 km long along the outside of 3 red-line polygons,
       3 farmland parcels and 1 development boundary (separate features);
     * polygons smaller than one pixel: 3 ponds in the red line, 2 farmland bits, 1
       development-boundary plot;
@@ -740,7 +751,7 @@ class _Faults:
         for source, dest, n in ((self.red, red, 3), (self.farm, farm, 3), (self.udb, udb, 1)):
             big = [g for g in source if g.area > 4e6]
             for k in rng.choice(len(big), size=min(n, len(big)), replace=False):
-                s = self._sliver(big[int(k)], 0.3 * px, 3000.0)
+                s = self._sliver(big[int(k)], 0.2 * px, 3000.0)
                 if s is not None:
                     dest.append((s, False))
 
