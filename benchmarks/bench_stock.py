@@ -29,21 +29,26 @@ import os
 import platform
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _common import (  # noqa: E402
+    READY_MARKER,
+    mem_total_gib,
+    output_spec,
+    pixels_in_polygons,
+    use_repo_src,
+    verdict,
+)
+from _common import run_child as _run_child
+
 # Benchmark the repository's own code even if another checkout is installed (editable).
-REPO_SRC = Path(__file__).resolve().parents[1] / "src"
-if (REPO_SRC / "tanhui").is_dir():
-    sys.path.insert(0, str(REPO_SRC))
+use_repo_src()
 
 PEAK_MEMORY_TARGET_GIB = 2.0
 RATIO_TARGET = 1.5
-KIB_PER_GIB = 1024.0 ** 2
-READY_MARKER = ".bench_inputs_ready"
 
 
 # --- inputs ------------------------------------------------------------------------------------
@@ -93,14 +98,8 @@ def write_stock_project(project_toml: Path) -> Path:
 
 def run_child(args: list[str], result_file: Path) -> tuple[dict, float]:
     """Run this script as a child; return its JSON result and its peak RSS in GiB."""
-    result_file.unlink(missing_ok=True)
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *args,
-                             "--result", str(result_file)])
-    _, status, usage = os.wait4(proc.pid, 0)  # rusage of this child alone
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"child {args[0]} failed with exit code {proc.returncode}")
-    return json.loads(result_file.read_text()), usage.ru_maxrss / KIB_PER_GIB
+    res, peak, _load = _run_child(__file__, args, result_file)
+    return res, peak
 
 
 def child_run(project: str, workers: int) -> dict:
@@ -164,47 +163,12 @@ def child_floor(project: str, workers: int, spec_file: str, out_dir: str) -> dic
     return {"floor_s": floor_s, "setup_s": setup_s, "n_written": n_written, "n_tiles": len(tiles)}
 
 
-# --- what a real run writes --------------------------------------------------------------------
-
-def output_spec(out_dir: Path, tiles: list[str], epoch_years: list[int]) -> dict:
-    """Per output folder of a real run: dtype, compression, units and which epoch's codes to use."""
-    import rasterio
-
-    stems, per_tile = [], None
-    for d in sorted(p for p in (out_dir / "tiles").iterdir() if p.is_dir() and not p.name.startswith("_")):
-        files = sorted(d.glob("*.tif"))
-        if not files:
-            continue
-        with rasterio.open(files[0]) as src:
-            compress = (src.profile.get("compress") or "NONE").upper()
-            units = src.units[0] or src.tags().get("units", "1")
-            dtype = src.dtypes[0]
-            blocks = src.block_shapes[0]
-        year = int(d.name.rsplit("_", 1)[-1]) if d.name.rsplit("_", 1)[-1].isdigit() else epoch_years[-1]
-        idx = epoch_years.index(year) if year in epoch_years else len(epoch_years) - 1
-        stems.append({"stem": d.name, "dtype": dtype, "compress": compress, "units": units,
-                      "epoch_index": idx, "n_files": len(files), "block": list(blocks)})
-    counts = {s["n_files"] for s in stems}
-    if counts != {len(tiles)}:
-        print(f"warning: output folders hold {sorted(counts)} files, run had {len(tiles)} tiles")
-    return {"stems": stems, "tiles": tiles, "outputs_per_tile": len(stems)}
-
-
 def pixels_in_counties(project: Path, grid) -> float:
     """Pixels inside the county polygons: their equal-area (grid CRS) area / pixel area."""
-    import geopandas as gpd
-    import tomllib
-
-    doc = tomllib.loads(project.read_text(encoding="utf-8"))
-    gdf = gpd.read_file(project.parent / doc["regions"]["path"]).to_crs(grid.crs)
-    return float(gdf.geometry.union_all().area / (grid.res_x * grid.res_y))
+    return pixels_in_polygons(project, grid)
 
 
 # --- report ------------------------------------------------------------------------------------
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
 
 def print_table(rows: list[dict]) -> None:
     head = ("res_m", "Mpx tiles", "Mpx counties", "workers", "wall s", "peak GiB",
@@ -224,8 +188,8 @@ def print_table(rows: list[dict]) -> None:
 
 
 def benchmark(resolution: int, workers_list: list[int], workdir: Path, keep: bool) -> dict:
-    from tanhui.grid import TileGrid
     from tanhui.demo.project import DEMO_GRIDS, DEMO_YEARS
+    from tanhui.grid import TileGrid
 
     workdir.mkdir(parents=True, exist_ok=True)
     project = ensure_demo_inputs(workdir, resolution)
@@ -276,7 +240,7 @@ def benchmark(resolution: int, workers_list: list[int], workdir: Path, keep: boo
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                     "python": platform.python_version(), "gdal": rasterio.__gdal_version__,
                     "numba": numba.__version__,
-                    "mem_total_gib": _mem_total_gib()},
+                    "mem_total_gib": mem_total_gib()},
         "definitions": {
             "run_wall_s": "run_project() call inside the child (validation, tiles, tables, manifest)",
             "run_peak_gib": "max RSS of the run's child process (ru_maxrss via wait4)",
@@ -288,15 +252,6 @@ def benchmark(resolution: int, workers_list: list[int], workdir: Path, keep: boo
         "targets": {"peak_memory_gib_lt": PEAK_MEMORY_TARGET_GIB, "ratio_lt": RATIO_TARGET},
         "rows": rows,
     }
-
-
-def _mem_total_gib() -> float | None:
-    try:
-        with open("/proc/meminfo") as fh:
-            kib = int(fh.readline().split()[1])
-        return round(kib / KIB_PER_GIB, 1)
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@
 The layers are computed once for the module on the 250 m China Albers grid and read back
 from the GeoPackage. References are independent of the construction: the real county
 polygons (the city = their union), the synthetic land cover sampled on a *different*
-window (400 m, shifted) and at the grid's own 250 m pixels around each county seat, and
+window (600 m, shifted) and at the grid's own 250 m pixels around each county seat, and
 areas on an equal-area projection typed in here.
 """
 from __future__ import annotations
@@ -97,6 +97,22 @@ def albers(layers):
             for k, gdf in layers.items()}
 
 
+@pytest.fixture(scope="module")
+def unions(albers):
+    """Union of each layer on the equal-area projection (invalid inputs repaired first)."""
+    out = {k: _union(gdf) for k, gdf in albers.items()}
+    for g in out.values():
+        shapely.prepare(g)
+    return out
+
+
+@pytest.fixture(scope="module")
+def city_albers(city):
+    c = _albers(city)
+    shapely.prepare(c)
+    return c
+
+
 # --------------------------------------------------------------------------------------------
 # file, fields, determinism
 # --------------------------------------------------------------------------------------------
@@ -138,11 +154,6 @@ def test_deterministic_for_a_seed(layers, grid):
         assert list(a["name"]) == list(b["name"])
         assert list(a["county_adcode"]) == list(b["county_adcode"])
         assert shapely.equals_exact(a.geometry.values, b.geometry.values, tolerance=0).all()
-    other = demo_zones(grid, seed=7, year=2023, coarse_m=1000.0)
-    red = layers["ecological_protection_red_line"]
-    assert len(other["ecological_protection_red_line"]) != len(red) or not shapely.equals_exact(
-        other["ecological_protection_red_line"].geometry.values, red.geometry.values,
-        tolerance=0).all()
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,15 +170,17 @@ def test_three_spaces_partition_the_city(layers, city, counties):
     assert abs(shapely.area(geoms).sum() - union.area) / area < 1e-6
     for a, b in combinations(SPACES, 2):
         assert shapely.intersection(_union(layers[a]), _union(layers[b])).area / area < 1e-6
-    # each feature lies in the county it names
+    # each feature lies in the county it names (up to a strip ~1 cm wide along its outline:
+    # vertices are snapped to a 1e-7 degree grid)
     for kind in SPACES:
         for g, adcode in zip(layers[kind].geometry, layers[kind]["county_adcode"]):
-            assert shapely.intersection(g, counties[adcode]).area >= (1 - 1e-6) * g.area
+            outside = g.area - shapely.intersection(g, counties[adcode]).area
+            assert outside <= 1e-7 * g.length, (kind, adcode)
 
 
-def test_partition_holds_on_an_equal_area_projection(albers, city):
+def test_partition_holds_on_an_equal_area_projection(albers, city_albers):
     # tanhui reprojects to its Albers grid: the spaces stay valid and add up to the city
-    city_m2 = _albers(city).area
+    city_m2 = city_albers.area
     geoms = np.concatenate([albers[k].geometry.values for k in SPACES])
     assert shapely.is_valid(geoms).all()
     total = shapely.area(geoms).sum()
@@ -189,8 +202,8 @@ def test_spaces_have_no_crumbs_or_slivers(albers):
 # --------------------------------------------------------------------------------------------
 # 三线: overlays, mostly inside their 区, with realistic faults
 # --------------------------------------------------------------------------------------------
-def test_lines_lie_mostly_inside_their_space(albers):
-    u = {k: _union(albers[k]) for k in KINDS}
+def test_lines_lie_mostly_inside_their_space(unions):
+    u = unions
     for line, space in zip(LINES, SPACES):
         inside = shapely.intersection(u[line], u[space]).area / u[line].area
         assert inside > 0.9, (line, inside)
@@ -243,19 +256,21 @@ def test_tanhui_reads_the_layers_and_counts_the_repairs(written, layers, grid):
         lay = read_polygon_layer(paths[kind], "zone_id", "name", kind, grid, f"zones:{kind}", kind)
         assert lay.n_repaired == int((~layers[kind].is_valid).sum()), kind
         assert len(lay.gdf) == len(layers[kind])
-        assert lay.gdf.is_valid.all(), kind  # repaired, and still valid on the grid
         assert pyproj.CRS.from_user_input(lay.gdf.crs).equals(grid.crs)
+        # reprojected vertex by vertex (no densifying), every geometry must still be valid:
+        # tanhui's zonal step refuses invalid polygons
+        assert lay.gdf.is_valid.all(), kind
 
 
 # --------------------------------------------------------------------------------------------
 # consistency with the synthetic land cover
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def landcover_400m(city):
-    """Land cover 2015 and 2023 on a 400 m Albers window (not the construction's 500 m)."""
-    c = _albers(city)
+def landcover_600m(city_albers):
+    """Land cover 2015 and 2023 on a 600 m Albers window (not the construction's 500 m)."""
+    c = city_albers
     minx, miny, maxx, maxy = c.bounds
-    res = 400.0
+    res = 600.0
     transform = Affine(res, 0.0, minx - 137.0, 0.0, -res, maxy + 91.0)
     shape = (int((maxy - miny) / res) + 2, int((maxx - minx) / res) + 2)
     inside = rasterio.features.geometry_mask([c], shape, transform, invert=True)
@@ -267,10 +282,10 @@ def _covered(geom, transform, shape):
     return rasterio.features.geometry_mask([geom], shape, transform, invert=True)
 
 
-def test_red_line_and_farmland_cover_their_land_cover(albers, landcover_400m):
-    transform, shape, inside, lc = landcover_400m
-    red = _covered(_union(albers["ecological_protection_red_line"]), transform, shape)
-    farm = _covered(_union(albers["permanent_basic_farmland"]), transform, shape)
+def test_red_line_and_farmland_cover_their_land_cover(unions, landcover_600m):
+    transform, shape, inside, lc = landcover_600m
+    red = _covered(unions["ecological_protection_red_line"], transform, shape)
+    farm = _covered(unions["permanent_basic_farmland"], transform, shape)
     forest_wet = np.isin(lc[2023], (21, 23, 41, 42, 46, 64)) & inside
     crop = np.isin(lc[2023], (11, 12)) & inside
     sand_2015 = (lc[2015] == 61) & inside  # sand fixation areas, restored or not
@@ -284,8 +299,8 @@ def test_red_line_and_farmland_cover_their_land_cover(albers, landcover_400m):
     assert (farm & forest_wet).sum() / forest_wet.sum() < 0.25
 
 
-def test_development_boundary_holds_every_town_pixel(albers, grid):
-    udb = _union(albers["urban_development_boundary"])
+def test_development_boundary_holds_every_town_pixel(unions, grid, city_albers):
+    udb = unions["urban_development_boundary"]
     ox, oy = grid.origin_x, grid.origin_y
     n_town = 0
     for name, lon, lat, radius_km in world.TOWNS:
@@ -302,7 +317,14 @@ def test_development_boundary_holds_every_town_pixel(albers, grid):
         n_town += rows.size
         boxes = shapely.box(transform.c + cols * 250.0, transform.f - (rows + 1) * 250.0,
                             transform.c + (cols + 1) * 250.0, transform.f - rows * 250.0)
-        assert shapely.covered_by(boxes, udb).all(), name
+        # the part of each pixel in the city
+        edge = ~shapely.within(boxes, city_albers)
+        boxes[edge] = shapely.intersection(boxes[edge], city_albers)
+        boxes = boxes[~shapely.is_empty(boxes)]
+        assert boxes.size > 10, name
+        boxes = boxes[~shapely.covered_by(boxes, udb)]  # (fast path; then exact remainders)
+        missing = np.append(shapely.area(shapely.difference(boxes, udb)), 0.0)
+        assert missing.max() < 1.0, (name, missing.max())  # m²
     assert n_town > 1000
 
 

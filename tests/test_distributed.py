@@ -277,6 +277,11 @@ def test_worker_killed_mid_run_is_retried(reference, cluster, tmp_path):
     assert sorted(summary.tiles_done) == records(out) and len(summary.tiles_done) == 16
     assert_same_outputs(out_ref, out)
     assert not [f for f in out.rglob("*") if ".tmp" in f.name]
+    # the scheduler saw the worker die with tile tasks on it, and ran them elsewhere
+    events = [e for _, e in cluster.scheduler.get_events()["all"]
+              if isinstance(e, dict) and e.get("action") == "remove-worker" and not e.get("expected")]
+    lost = {k for e in events for k in e.get("processing-tasks", ()) if str(k).startswith("tanhui-tile-")}
+    assert lost, events
     with Client(cluster.scheduler_address) as client:  # the nanny replaced the killed worker
         client.wait_for_workers(2, timeout=60)
         assert victim not in client.run(os.getpid).values()

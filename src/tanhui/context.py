@@ -195,7 +195,8 @@ def _check_lonlat(gdf: gpd.GeoDataFrame, path: Path, what: str) -> None:
     if not np.all(np.isfinite([xmin, ymin, xmax, ymax])):
         return
     if xmin < -180.0 or xmax > 360.0 or ymin < -90.0 or ymax > 90.0:
-        note = " (GeoJSON is always WGS 84 longitude/latitude, RFC 7946)" if path.suffix.lower() in (".geojson", ".json") else ""
+        note = (" (GeoJSON is always WGS 84 longitude/latitude, RFC 7946)"
+                if path.suffix.lower() in (".geojson", ".json") else "")
         raise MissingCRSError(
             f"{what} {path} has coordinates up to x={max(abs(xmin), abs(xmax)):.6g}, "
             f"y={max(abs(ymin), abs(ymax)):.6g}, which are not longitude/latitude, but its CRS is "
@@ -283,14 +284,18 @@ def shapefile_encoding(path: Path, layer: str | None, what: str) -> str | None:
 
 
 def _not_utf8_message(what: str, path: Path, err: UnicodeDecodeError) -> str:
-    bad = bytes(err.object[max(0, err.start - 8):err.end + 16]) if isinstance(err.object, (bytes, bytearray)) else b""
+    bad = b""
+    if isinstance(err.object, (bytes, bytearray)):
+        bad = bytes(err.object[max(0, err.start - 8):err.end + 16])
     try:
         sample = f", which read as GBK: {bad.decode('gbk', errors='strict')!r}" if bad else ""
     except UnicodeDecodeError:
         sample = ""
-    fix = ("Create a .cpg file naming the encoding (e.g. GBK) beside the .shp" if path.suffix.lower() == ".shp"
-           else "Re-save the layer with UTF-8 text (GeoPackage and GeoJSON text must be UTF-8), e.g. "
-                "from its source in QGIS with encoding UTF-8")
+    if path.suffix.lower() == ".shp":
+        fix = "Create a .cpg file naming the encoding (e.g. GBK) beside the .shp"
+    else:
+        fix = ("Re-save the layer with UTF-8 text (GeoPackage and GeoJSON text must be UTF-8), "
+               "e.g. from its source in QGIS with encoding UTF-8")
     return (f"{what} {path} has text that is not UTF-8 (bytes {bad[:24]!r}{sample}). {fix}, "
             "then run again.")
 

@@ -10,7 +10,7 @@ from .casa_params import CasaParams
 from .errors import ConfigError, GridMismatchError, InputValueError
 from .kernels.casa import check_climate_ranges
 from .ndvi_series import NdviSeries, open_series
-from .rasterio_io import RasterInfo, inspect_raster, read_continuous
+from .rasterio_io import RasterInfo, inspect_raster, read_continuous, read_error
 
 _LIMITS_TEXT = {
     "temperature": "monthly mean temperature must lie in -60..60 degC",
@@ -88,11 +88,11 @@ def _climate_source(ci, what: str) -> ClimateSource:
         arr = np.asarray(ci.monthly, dtype=np.float64)
         _check_range(ci.name, arr, f"[flux.climate] {key}")
         return ClimateSource(ci.name, ci.units, monthly=arr)
-    infos = tuple(inspect_raster(p, what=f"{ci.name} raster ([flux.climate] {key})") for p in ci.paths)
+    infos = tuple(inspect_raster(p, what=f"{key} raster") for p in ci.paths)
     if len(infos) == 1 and infos[0].count != 12:
         raise InputValueError(
-            f"{ci.name} raster {infos[0].path} ([flux.climate] {key}) has {infos[0].count} band(s); "
-            "expected 12 monthly bands (January to December), or give 12 single-band files."
+            f"{ci.name} raster {infos[0].path} ([flux.climate] {key}) has {infos[0].count} "
+            "band(s); expected 12 monthly bands (January to December), or give 12 single-band files."
         )
     if len(infos) not in (1, 12):
         raise InputValueError(
@@ -134,13 +134,13 @@ def _check_units(name: str, values: np.ndarray, source: str) -> None:
         for factor, unit in ((1e3, "kJ m-2"), (1e6, "J m-2")):
             if hi > 1000.0 and lo >= 0.0 and 30.0 <= hi / factor <= 1000.0:
                 raise InputValueError(
-                    f"climate input {source!r}, radiation: found {lo:.4g} … {hi:.4g}, which looks "
-                    f"like monthly totals in {unit}, not MJ m-2. Divide by {factor:g}."
+                    f"climate input {source!r}, radiation: found {lo:.4g} … {hi:.4g}, which "
+                    f"looks like monthly totals in {unit}, not MJ m-2. Divide by {factor:g}."
                 )
         if 0.0 < hi < 40.0 and lo >= 0.0:
             raise InputValueError(
-                f"climate input {source!r}, radiation: the largest monthly value is {hi:.4g}, which "
-                "looks like a daily mean in MJ m-2 day-1, not a monthly total. Multiply each month "
+                f"climate input {source!r}, radiation: the largest monthly value is {hi:.4g}, "
+                "which looks like a daily mean in MJ m-2 day-1, not a monthly total. Multiply each month "
                 "by its number of days."
             )
 
@@ -148,11 +148,14 @@ def _check_units(name: str, values: np.ndarray, source: str) -> None:
 def _check_raster_range(name: str, info: RasterInfo, key: str = "") -> None:
     import rasterio
 
-    with rasterio.open(info.path) as src:
-        h, w = min(src.height, 512), min(src.width, 512)
-        a = src.read(out_shape=(src.count, h, w), masked=True).astype("float64")
-        scales = np.array(src.scales)[:, None, None]
-        offsets = np.array(src.offsets)[:, None, None]
+    try:
+        with rasterio.open(info.path) as src:
+            h, w = min(src.height, 512), min(src.width, 512)
+            a = src.read(out_shape=(src.count, h, w), masked=True).astype("float64")
+            scales = np.array(src.scales)[:, None, None]
+            offsets = np.array(src.offsets)[:, None, None]
+    except Exception as err:
+        raise read_error(info, err) from err
     v = np.ma.filled(a * scales + offsets, np.nan)
     _check_range(name, v, f"{info.path} ([flux.climate] {key})" if key else str(info.path))
 
@@ -194,7 +197,8 @@ def build_flux_context(project, ctx) -> FluxContext:
         for info in c.rasters:
             _check_overlap(info, ctx)
     px = {}
-    for key, p, what in (("min", f.ndvi_min, "NDVI minimum raster"), ("max", f.ndvi_max, "NDVI maximum raster")):
+    for key, p, what in (("min", f.ndvi_min, "NDVI minimum raster"),
+                         ("max", f.ndvi_max, "NDVI maximum raster")):
         px[key] = inspect_raster(p, what=f"{what} (ndvi_{key})") if p else None
         if px[key] is not None:
             _check_overlap(px[key], ctx)

@@ -8,12 +8,13 @@ i.e. scale 0.0001); float files are taken as already scaled. After scaling, valu
 [-1, 1] are nodata.
 
 Fill values: a file's declared nodata is masked; the project's ``ndvi_nodata`` declares one
-for files that lack it. An undeclared fill is refused (:func:`_check_scaled_range`): after
-scaling, a single value below or above the valid MOD13 range (-0.2 .. 1) that covers at least
-1 % of a file's valid pixels and makes up at least 90 % of its out-of-range pixels (a fill
-is one repeated value; a wrong scale spreads over many), or any raw -3000 / -9999 / -10000 /
--32768 / 32767 in an integer file (MOD13's -3000 scales to -0.3, inside [-1, 1], and would
-otherwise enter CASA as real NDVI).
+for files that lack it. An undeclared fill is refused (:func:`_check_scaled_range`). Rule: take
+the pixels whose scaled value lies outside the valid MOD13 range (-0.2 .. 1) and their most
+frequent raw value; it is a fill when it makes up at least half of those pixels (a fill is one
+repeated value; a wrong scale or lossy-compression noise spreads over many values) and either
+covers at least 1 % of the file's valid pixels or is a usual fill (-3000, -9999, -10000,
+-32768, 32767) of an integer file, found at least twice. MOD13's -3000 scales to -0.3, inside
+[-1, 1], and would otherwise enter CASA as real NDVI.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError, InputValueError
-from .rasterio_io import RasterInfo, inspect_raster, read_continuous
+from .rasterio_io import RasterInfo, inspect_raster, read_continuous, read_error
 
 _PATTERNS = (
     (re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)"), "ymd"),
@@ -190,10 +191,13 @@ def _check_scaled_range(f: NdviFile) -> None:
     """Catch unscaled NDVI (x10000 values in a float file or a wrong scale) and undeclared fills."""
     import rasterio
 
-    with rasterio.open(f.info.path) as src:
-        # a decimated (nearest-neighbour) read is enough to see the value range and repeats
-        h, w = max(1, min(src.height, 256)), max(1, min(src.width, 256))
-        a = src.read(1, out_shape=(h, w), masked=True).astype("float64")
+    try:
+        with rasterio.open(f.info.path) as src:
+            # a decimated (nearest-neighbour) read is enough to see the value range and repeats
+            h, w = max(1, min(src.height, 256)), max(1, min(src.width, 256))
+            a = src.read(1, out_shape=(h, w), masked=True).astype("float64")
+    except Exception as err:
+        raise read_error(f.info, err) from err
     raw = np.ma.compressed(a)
     if f.info.nodata is not None:
         raw = raw[~((raw == f.info.nodata) | (np.isnan(raw) & np.isnan(f.info.nodata)))]
@@ -201,21 +205,24 @@ def _check_scaled_range(f: NdviFile) -> None:
     if not raw.size:
         return
     v = raw * f.scale + f.offset
-    out = raw[(v < VALID_NDVI[0]) | (v > VALID_NDVI[1])]
+    out = raw[(v < VALID_NDVI[0] - 1e-9) | (v > VALID_NDVI[1] + 1e-9)]
     if out.size:
         values, counts = np.unique(out, return_counts=True)
         k = int(np.argmax(counts))
         fill, n = float(values[k]), int(counts[k])
-        dominant = n >= 0.01 * raw.size and n >= 0.9 * out.size
-        known = f.info.is_integer and fill in KNOWN_INT_FILLS
-        if dominant or known:
+        # a fill is one repeated value that makes up most of the out-of-range pixels (a wrong
+        # scale or lossy-compression noise spreads over many values)
+        mostly_one = n >= 0.5 * out.size
+        large = n >= 0.01 * raw.size
+        known = f.info.is_integer and fill in KNOWN_INT_FILLS and n >= 2
+        if mostly_one and (large or known):
             share = n / raw.size
             pct = f"{share:.0%}" if share >= 0.01 else f"{share:.2%}"
             raise InputValueError(
                 f"NDVI file {f.info.path}: {pct} of its valid pixels are exactly {fill:g} "
                 f"({fill * f.scale + f.offset:.4g} after scaling), outside the valid NDVI range "
-                f"{VALID_NDVI[0]:g}..{VALID_NDVI[1]:g}; this is an undeclared fill value that would "
-                f"enter CASA as real NDVI. Declare it: set ndvi_nodata = {fill:g} in [flux], or "
+                f"{VALID_NDVI[0]:g}..{VALID_NDVI[1]:g}; this is an undeclared fill value that "
+                f"would enter CASA as real NDVI. Declare it: set ndvi_nodata = {fill:g} in [flux], or "
                 f"'rio edit-info --nodata {fill:g}' on the NDVI files."
             )
     if np.max(np.abs(v)) > 1.5:

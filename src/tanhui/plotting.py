@@ -9,7 +9,7 @@ Main entry points
 decimate(da, max_size=1000)                     block mean (or nearest sample) for display
 map_raster(da, kind=..., outlines=..., ...)     one map, colour bar labelled with the units
 map_classes(da, outlines=...)                   land-cover classes in the canonical colours
-add_outlines(ax, shapes, like, color=...)      more polygons (e.g. planning zones) on a map
+add_outlines(ax, shapes, like, color=...)       more polygons (e.g. planning zones) on a map
 bar_by_region(values, units=...)                horizontal bars; sinks green, sources brown
 rasterize_regions(like, regions)                polygon index per mosaic pixel (pixel centres)
 transitions(lc_from, lc_to, value=..., ...)     area (and a density total) per class pair
@@ -153,6 +153,10 @@ def _edges(da: xr.DataArray) -> tuple[float, float, float, float]:
     return x[0] - dx / 2, x[-1] + dx / 2, y[-1] + dy / 2, y[0] - dy / 2
 
 
+def _set_title(ax: Axes, title: str) -> None:
+    ax.set_title(title, fontsize=10, **_font_for([title], "the title"))
+
+
 def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
     if ax is not None:
         return ax
@@ -256,7 +260,8 @@ def map_raster(
         Longest side in pixels after :func:`decimate` (block means).
     """
     crs = _crs_of(da)
-    values = np.asarray(decimate(da, max_size).to_numpy(), dtype="float64")
+    small = decimate(da, max_size)
+    values = np.asarray(small.to_numpy(), dtype="float64")
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         raise InputValueError(f"raster '{da.name}' has no valid pixel (all NaN); nothing to map. "
@@ -274,13 +279,13 @@ def map_raster(
     extend = {(False, False): "neither", (True, False): "min", (False, True): "max",
               (True, True): "both"}[(bool(finite.min() < lo), bool(finite.max() > hi))]
     ax = _new_axes(ax, (7.0, 6.0))
-    im = ax.imshow(values, extent=_edges(decimate(da, max_size)), origin="upper", cmap=cmap,
+    im = ax.imshow(values, extent=_edges(small), origin="upper", cmap=cmap,
                    vmin=lo, vmax=hi, interpolation="nearest")
     bar = ax.figure.colorbar(im, ax=ax, shrink=0.8, extend=extend)
     bar.set_label(str(da.attrs.get("units", "")) or "(no units)")
     _draw_outlines(ax, outlines, crs, label_field, zoom_to_outlines)
     _km_axes(ax, crs.name)
-    ax.set_title(title or str(da.attrs.get("long_name", da.name)), fontsize=10)
+    _set_title(ax, title or str(da.attrs.get("long_name", da.name)))
     return ax
 
 
@@ -320,7 +325,7 @@ def map_classes(
               frameon=False)
     _draw_outlines(ax, outlines, crs, label_field, zoom_to_outlines)
     _km_axes(ax, crs.name)
-    ax.set_title(title or str(da.attrs.get("long_name", da.name)), fontsize=10)
+    _set_title(ax, title or str(da.attrs.get("long_name", da.name)))
     return ax
 
 
@@ -352,8 +357,8 @@ def bar_by_region(
         for label in ax.get_yticklabels():
             label.set_fontfamily(font["fontfamily"])
     ax.tick_params(labelsize=8)
-    ax.set_xlabel(units, fontsize=9)
-    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(units, fontsize=9, **_font_for([units], "the units label"))
+    _set_title(ax, title)
     return ax
 
 

@@ -106,14 +106,24 @@ _SECTIONS = {"project", "landcover", "stock", "regions", "flux", "zones", "run"}
 def _check_keys(table: dict, allowed: set[str], where: str, path: Path) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
+        import difflib
+
+        hints = [f"'{u}' -> '{m[0]}'" for u in unknown
+                 if (m := difflib.get_close_matches(u, sorted(allowed), n=1, cutoff=0.6))]
+        hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
         raise ConfigError(
-            f"project file {path}: unknown key(s) {unknown} in [{where}]; "
+            f"project file {path}: unknown key(s) {unknown} in [{where}]{hint}; "
             f"allowed keys are {sorted(allowed)}. Fix the spelling or remove them."
         )
 
 
 def _get(table: dict, key: str, types: type | tuple, where: str, path: Path, default: Any = ...):
     if key not in table:
+        if default is ... and where == "top level" and types is dict:
+            raise ConfigError(
+                f"project file {path} has no [{key}] section, which is required. Add it "
+                "(see docs/project-file.md)."
+            )
         if default is ...:
             raise ConfigError(
                 f"project file {path}: [{where}] is missing the required key '{key}'. "
@@ -124,9 +134,18 @@ def _get(table: dict, key: str, types: type | tuple, where: str, path: Path, def
     ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in _as_tuple(types))
     if not ok:
         names = "/".join(t.__name__ for t in _as_tuple(types))
+        fix = "Correct the value."
+        if isinstance(value, str) and set(_as_tuple(types)) & {int, float}:
+            try:
+                number = int(value) if int in _as_tuple(types) else float(value)
+                fix = f"Write the number without quotes: {key} = {number}."
+            except ValueError:
+                pass
+        elif isinstance(value, str) and dict in _as_tuple(types):
+            fix = f"Write it as a table: [{where + '.' if where != 'top level' else ''}{key}]."
         raise ConfigError(
             f"project file {path}: [{where}] {key} = {value!r} has type "
-            f"{type(value).__name__}; expected {names}. Correct the value."
+            f"{type(value).__name__}; expected {names}. {fix}"
         )
     return value
 

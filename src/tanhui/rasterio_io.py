@@ -84,8 +84,9 @@ def inspect_raster(path: str | Path, *, what: str = "raster") -> RasterInfo:
         if truncated:
             raise InputFileError(f"{what} {path} is truncated: {truncated}. Copy or download it "
                                  "again, or re-export it.") from err
-        detail = (f"its metadata holds invalid bytes: {_short(err)}" if isinstance(err, UnicodeDecodeError)
-                  else _short(err))
+        detail = _short(err)
+        if isinstance(err, UnicodeDecodeError):
+            detail = f"its metadata holds invalid bytes: {detail}"
         raise InputFileError(
             f"{what} {path} cannot be read as a raster ({detail}); the file is corrupt or "
             "not a GeoTIFF (or other GDAL format). Re-export or re-download it."
@@ -98,7 +99,8 @@ def inspect_raster(path: str | Path, *, what: str = "raster") -> RasterInfo:
         kind = "" if driver in ("GTiff", "COG") else f" (a {driver} image without georeferencing)"
         raise MissingCRSError(
             f"{what} {path}{kind} has no coordinate reference system. Assign one, e.g. "
-            f"'rio edit-info --crs EPSG:4326 {path.name}', or re-export it as a GeoTIFF with its CRS."
+            f"'rio edit-info --crs EPSG:4326 {path.name}', or re-export it as a GeoTIFF with "
+            "its CRS."
         )
     if info.transform.b != 0 or info.transform.d != 0 or info.transform.e >= 0:
         raise GridMismatchError(
@@ -203,7 +205,8 @@ def tiff_truncation(path: Path) -> str | None:
                     tag, typ = struct.unpack(e + "HH", ent[:4])
                     if tag not in (273, 279, 324, 325) or typ not in sizes:
                         continue
-                    count = struct.unpack(e + ("Q" if big else "I"), ent[4:12] if big else ent[4:8])[0]
+                    count_raw = ent[4:12] if big else ent[4:8]
+                    count = struct.unpack(e + ("Q" if big else "I"), count_raw)[0]
                     value = ent[12:20] if big else ent[8:12]
                     nbytes = count * sizes[typ]
                     if nbytes <= len(value):
@@ -211,7 +214,8 @@ def tiff_truncation(path: Path) -> str | None:
                     else:
                         off = struct.unpack(e + ("Q" if big else "I"), value)[0]
                         if off + nbytes > size:
-                            return f"{size:,} bytes, but its block table reaches byte {off + nbytes:,}"
+                            return (f"{size:,} bytes, but its block table reaches byte "
+                                    f"{off + nbytes:,}")
                         fh.seek(off)
                         data = fh.read(nbytes)
                     tags[tag] = struct.unpack(e + fmt[typ] * count, data)
@@ -280,7 +284,7 @@ def read_window(
     except _PASS_THROUGH:
         raise
     except Exception as err:
-        raise _read_error(info, err) from err
+        raise read_error(info, err) from err
 
 
 def read_codes(info: RasterInfo, crs, transform, shape) -> tuple[np.ndarray, str]:
@@ -361,7 +365,7 @@ def _read_float(info, crs, transform, shape, bands, resampling):
     except _PASS_THROUGH:
         raise
     except Exception as err:
-        raise _read_error(info, err) from err
+        raise read_error(info, err) from err
 
 
 def crs_label(crs) -> str:
@@ -412,26 +416,27 @@ def unique_codes(info: RasterInfo, block_rows: int = 1024) -> list[int]:
     except _PASS_THROUGH:
         raise
     except Exception as err:
-        raise _read_error(info, err) from err
+        raise read_error(info, err) from err
     if info.nodata is not None:
         seen.discard(int(info.nodata)) if float(info.nodata).is_integer() else None
     return sorted(int(v) for v in seen)
 
 
-def _read_error(info: RasterInfo, err: BaseException) -> InputFileError:
+def read_error(info: RasterInfo, err: BaseException) -> InputFileError:
+    """The error for a raster whose pixels cannot be read: truncated, or corrupt bytes."""
     path, what = info.path, info.what
     truncated = tiff_truncation(Path(path))
     if truncated:
         return InputFileError(f"{what} {path} is truncated: {truncated}. Copy or download it "
                               "again, or re-export it.")
     return InputFileError(
-        f"{what} {path} could not be read ({_short(err)}): the file is corrupt (damaged bytes) "
-        "or truncated. Copy or download it again, or re-export it."
+        f"{what} {path} could not be read ({_short(err)}); the file is probably corrupt "
+        "(damaged bytes) or truncated. Copy or download it again, or re-export it."
     )
 
 
 __all__ = [
     "RasterInfo", "inspect_raster", "is_aligned", "read_window", "read_codes",
     "read_continuous", "footprint", "unique_codes", "from_bounds", "crs_label",
-    "sniff_file_type", "tiff_truncation",
+    "sniff_file_type", "tiff_truncation", "read_error",
 ]

@@ -44,6 +44,7 @@ Crash safety
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -335,7 +336,10 @@ def tile_input_hash(ctx: RunContext, tid: TileId) -> str:
             g = values[int(i)]
             if g is None or g.is_empty:
                 continue
-            part = clip_by_rect(g, *bounds)
+            try:
+                part = clip_by_rect(g, *bounds)
+            except Exception:  # noqa: BLE001 - GEOS may refuse an odd geometry: hash all of it
+                part = g
             if part.is_empty:
                 continue
             h.update(f"{int(i)}:".encode())
@@ -509,12 +513,12 @@ def _identity(x):
 
 
 def _execute(ctx: RunContext, tiles: list[str], out_dir: Path, run_fp: str, *, resume: bool,
-             workers: int, scheduler: str | None, progress) -> list[TileOutcome]:
+             workers: int, client, progress) -> list[TileOutcome]:
     if not tiles:
         return []
-    if scheduler:
-        return _execute_distributed(ctx, tiles, out_dir, run_fp, resume=resume,
-                                    scheduler=scheduler, progress=progress)
+    if client is not None:
+        return _execute_distributed(ctx, tiles, out_dir, run_fp, resume=resume, client=client,
+                                    progress=progress)
     import dask
     from dask.callbacks import Callback
 
@@ -530,42 +534,47 @@ def _execute(ctx: RunContext, tiles: list[str], out_dir: Path, run_fp: str, *, r
         return list(dask.compute(*tasks, scheduler="threads", num_workers=workers))
 
 
-def _execute_distributed(ctx, tiles, out_dir, run_fp, *, resume, scheduler, progress) -> list[TileOutcome]:
+def _connect(scheduler: str):
+    """A ``distributed`` client of the scheduler at ``scheduler`` (checked before any output)."""
     try:
-        from distributed import Client, as_completed
+        from distributed import Client
     except ImportError as err:  # pragma: no cover - distributed is a dependency
         raise OutputError(
             f"--scheduler {scheduler} needs the 'distributed' package, which is not installed. "
             "Install it (pip install distributed) or run without --scheduler."
         ) from err
     try:
-        client = Client(scheduler, timeout="30s", set_as_default=False)
-    except (OSError, TimeoutError) as err:
+        return Client(scheduler, timeout="30s", set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as err:
         raise OutputError(
             f"cannot connect to the Dask scheduler at {scheduler} ({str(err).splitlines()[0][:160]}). "
             "Check the address (e.g. tcp://host:8786) and that the scheduler is running."
         ) from err
+
+
+def _execute_distributed(ctx, tiles, out_dir, run_fp, *, resume, client, progress) -> list[TileOutcome]:
+    from distributed import as_completed
+
     token = secrets.token_hex(4)
     results: list[TileOutcome] = []
-    with client:
-        # The context travels as the result of a task (not scattered data): if the worker
-        # holding it dies, the scheduler recomputes it from the graph.
-        ctx_future = client.submit(_identity, ctx, key=f"tanhui-context-{token}", pure=False)
-        futures = {
-            client.submit(_tile_task, ctx_future, t, str(out_dir), run_fp, resume, True,
-                          key=f"tanhui-tile-{t}-{token}", retries=2, pure=False): t
-            for t in tiles
-        }
-        for fut in as_completed(list(futures), loop=client.loop):
-            try:
-                res = fut.result()
-            except Exception as err:  # noqa: BLE001 - retries exhausted, or workers kept dying
-                msg = str(err).splitlines()[0][:300] if str(err) else ""
-                res = TileOutcome(futures[fut], error=f"{type(err).__name__}: {msg}")
-            results.append(res)
-            progress(res)
-            fut.release()
-        ctx_future.release()
+    # The context travels as the result of a task (not scattered data): if the worker
+    # holding it dies, the scheduler recomputes it from the graph.
+    ctx_future = client.submit(_identity, ctx, key=f"tanhui-context-{token}", pure=False)
+    futures = {
+        client.submit(_tile_task, ctx_future, t, str(out_dir), run_fp, resume, True,
+                      key=f"tanhui-tile-{t}-{token}", retries=2, pure=False): t
+        for t in tiles
+    }
+    for fut in as_completed(list(futures), loop=client.loop):
+        try:
+            res = fut.result()
+        except Exception as err:  # noqa: BLE001 - retries exhausted, or workers kept dying
+            msg = str(err).splitlines()[0][:300] if str(err) else ""
+            res = TileOutcome(futures[fut], error=f"{type(err).__name__}: {msg}")
+        results.append(res)
+        progress(res)
+        fut.release()
+    ctx_future.release()
     return results
 
 
@@ -612,10 +621,22 @@ def run_project(
     ctx = build_context(project)
     t_validated = time.perf_counter()
     out_dir = project.output_dir
-    prepare_output_dir(out_dir, overwrite=overwrite, resume=resume)
     workers = workers or project.workers
+    wanted = [str(t) for t in ctx.tiles]
+    if tiles:
+        unknown = sorted(set(tiles) - set(wanted))
+        if unknown:
+            raise OutputError(
+                f"tiles {unknown} are not part of this run (project {project.path}); valid tiles: "
+                f"{', '.join(wanted[:20])}{' ...' if len(wanted) > 20 else ''}. Pass ids of this run's tiles."
+            )
+        wanted = [t for t in wanted if t in set(tiles)]
 
-    with OutputLock(out_dir), _run_log(out_dir):
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(_connect(scheduler)) if scheduler else None
+        prepare_output_dir(out_dir, overwrite=overwrite, resume=resume)
+        stack.enter_context(OutputLock(out_dir))
+        stack.enter_context(_run_log(out_dir))
         if overwrite and not resume:
             _clear_previous(out_dir)
         n_tmp = remove_temporaries(out_dir)  # left by a killed run (files are renamed when complete)
@@ -623,17 +644,11 @@ def run_project(
             log.info("removed %d temporary file(s) of an interrupted run", n_tmp)
         checksums = input_checksums(ctx)
         run_fp = run_fingerprint(ctx, checksums)
-        wanted = [str(t) for t in ctx.tiles]
-        if tiles:
-            unknown = sorted(set(tiles) - set(wanted))
-            if unknown:
-                raise OutputError(f"tiles {unknown} are not part of this run; valid tiles: {wanted[:20]}...")
-            wanted = [t for t in wanted if t in set(tiles)]
         cb = progress or (lambda res, total=None: None)
         cb(None, total=len(wanted))
         t_compute = time.perf_counter()
         outcomes = _execute(ctx, wanted, out_dir, run_fp, resume=resume, workers=workers,
-                            scheduler=scheduler, progress=cb)
+                            client=client, progress=cb)
         remove_temporaries(out_dir)  # of tasks lost with a worker (every task has finished)
         t_computed = time.perf_counter()
         failed = sorted((o for o in outcomes if o.error is not None), key=lambda o: o.tile)

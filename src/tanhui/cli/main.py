@@ -31,23 +31,29 @@ class _Group(click.Group):
     def invoke(self, ctx):
         argv = [*getattr(ctx, "_protected_args", []), *ctx.args]  # consumed by super().invoke
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("default")
+            warnings.simplefilter("default")  # each distinct warning once ...
+            for quiet_category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning,
+                                   ResourceWarning):  # ... except those Python hides by default
+                warnings.simplefilter("ignore", quiet_category)
             try:
                 result = super().invoke(ctx)
             except TanhuiError as err:
                 self._fail(ctx, caught, f"tanhui: error: {err}", err.exit_code)
-            except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort,
+                    SystemExit):
                 raise
             except KeyboardInterrupt:
                 click.echo("tanhui: interrupted", err=True)
                 ctx.exit(130)
-            except OSError as err:  # the operating system refused: disk full, permissions ...
-                where = err.filename or _output_dir_of(argv)
-                self._fail(ctx, caught, f"tanhui: error: {describe_os_error(err, where)}", 1)
-            except Exception as err:  # an unexpected failure: still one line unless -v
-                msg = str(err).splitlines()[0] if str(err) else ""
-                self._fail(ctx, caught, f"tanhui: internal error: {type(err).__name__}: {msg} "
-                           "(rerun with -v for the traceback and report it)", 1)
+            except Exception as err:
+                if _is_os_level(err):  # the operating system refused: disk full, permissions ...
+                    where = err.filename or _output_dir_of(argv)
+                    line = f"tanhui: error: {describe_os_error(err, where)}"
+                else:  # an unexpected failure: still one line unless -v
+                    msg = str(err).splitlines()[0] if str(err) else ""
+                    line = (f"tanhui: internal error: {type(err).__name__}: {msg} "
+                            "(rerun with -v for the traceback and report it)")
+                self._fail(ctx, caught, line, 1)
         if not _flag(ctx, "quiet"):
             for line in _warning_lines(caught):
                 click.echo(line, err=True)
@@ -78,6 +84,13 @@ def _warning_lines(caught) -> list[str]:
     return lines
 
 
+def _is_os_level(err: BaseException) -> bool:
+    """An error of the operating system (errno set, or GDAL reporting a full disk), as opposed
+    to library errors that merely subclass OSError (rasterio's RasterioIOError)."""
+    return isinstance(err, OSError) and (
+        err.errno is not None or "no space left" in str(err).lower())
+
+
 def _output_dir_of(argv) -> str | None:
     """Best effort: the output folder of the project file given to the failed command."""
     for a in argv:
@@ -101,7 +114,8 @@ def describe_os_error(err: OSError, where: str | None = None) -> str:
         return (f"cannot write or read {where}: {err.strerror}. Fix the permissions (or the "
                 "read-only mount) or choose another output_dir.")
     reason = err.strerror or str(err).splitlines()[0]
-    return f"operating-system error on {where}: {reason}. Check the path, the disk and the permissions."
+    return (f"operating-system error on {where}: {reason}. Check the path, the disk and the "
+            "permissions.")
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

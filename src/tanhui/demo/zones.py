@@ -9,21 +9,30 @@ exercise what real 国土空间规划 data throw at tanhui (science.md §8):
   overlaps, valid geometries, one feature per connected part and county;
 * the 三线 — 生态保护红线 (ecological protection red line), 永久基本农田 (permanent basic
   farmland) and 城镇开发边界 (urban development boundary) — are **overlays** lying almost
-  entirely in their 区, with deliberately realistic digitising faults: a few red-line
-  polygons reaching 100–150 m into neighbouring farmland, slivers narrower than a grid
-  pixel along boundaries, polygons smaller than one grid pixel, and two invalid geometries
-  (a bowtie and a ring that touches itself) which a reader must repair;
+  entirely in their 区, with deliberately realistic digitising faults (:class:`_Faults`):
+  a few red-line polygons reaching half a pixel into neighbouring farmland, slivers a
+  fifth of a pixel wide along boundaries, polygons smaller than one pixel, and two invalid
+  geometries (a bowtie and a ring that touches itself) which a reader must repair;
 * all layers are in CGCS2000 geographic coordinates (EPSG:4490), as the planning data of
   the 自然资源部 are delivered, so tanhui has to reproject them to its grid.
 
 Construction: the land cover (:func:`tanhui.demo.world.landcover_epochs_lonlat`) is sampled
-on a coarse (default 500 m) equal-area window, turned into masks (red line: forest,
-wetland/water and sandy land with its restored patches; farmland: cropland clusters;
-development boundary: county towns), cleaned with binary morphology, vectorised
+on a coarse (default 500 m) window in a metric CRS (the grid's, or China Albers), turned
+into masks (red line: forest, wetland/water and sandy land with its restored patches;
+farmland: cropland clusters, cut into ~6 km village parcels; development boundary: the
+county towns, sampled at 100 m, + 1 km), cleaned with binary morphology, vectorised
 (``rasterio.features.shapes``), simplified and smoothed by buffering, and reprojected. The
-spaces are then cut from the city outline in EPSG:4490 with exact set operations
-(urban = development boundary + 200 m; agricultural = farmland-dominated land + the
-farmland, minus the urban space and the red line; ecological = the rest).
+spaces are then cut from the county polygons in EPSG:4490 by snap-rounded overlays
+(urban = development boundary + 200 m; agricultural = farmland-dominated land and the
+farmland, minus the urban space and the red line; ecological = the rest), and crumbs of
+the overlays are merged into their neighbours.
+
+The spaces are valid in EPSG:4490 and, with their edges densified, in Albers. Reprojecting
+their vertices alone (as ``GeoDataFrame.to_crs`` does) may still make a ring that touches
+itself at a vertex cross itself by micrometres; readers should re-check validity after
+reprojecting, for real planning data as for these.
+
+Run time at 250 m: ~4 s on one core (half of it the land cover).
 """
 from __future__ import annotations
 
@@ -97,9 +106,27 @@ UDB_BUFFER_M = 1000.0  # development boundary = town + 1 km (room for growth)
 URBAN_SPACE_BUFFER_M = 200.0  # urban space = development boundary + 200 m
 VILLAGE_CELL_M = 6000.0  # farmland split into ~6 km village cells (图斑 by 行政村)
 
+#: Snap-rounding grid of the partition overlays, degrees (~1 cm): overlays on a fixed
+#: grid give valid output free of the near-zero slivers floating-point overlays leave,
+#: and keep vertices and edges far enough apart (≥ ~5 mm; two edges leaving one vertex
+#: differ in direction by ≥ ~1 cm / edge length) that reprojecting the vertices cannot
+#: make them cross.
+PARTITION_GRID_DEG = 1e-7
+#: Longest county edge in the partition, degrees (~100 m): the chord of a longer edge
+#: drifts from its image in an equal-area projection (sag ~ L²/8R: 2 m at 10 km, 0.2 mm at
+#: 100 m), which must stay well below the grid.
+PARTITION_SEGMENT_DEG = 0.001
+#: Parts of a space smaller than this (m², ~8 pixels of 250 m), or smaller than
+#: :data:`THIN_SPACE_PART_M2` and narrower than :data:`MIN_SPACE_WIDTH_M` (mean width
+#: 2·area/perimeter), are crumbs of the overlays and join a neighbouring part, so the
+#: partition has no slivers.
+MIN_SPACE_PART_M2 = 5.0e4
+THIN_SPACE_PART_M2 = 5.0e5
+MIN_SPACE_WIDTH_M = 100.0
+
 
 class _Work(NamedTuple):
-    """The construction frame: an equal-area metric CRS and the transforms to/from EPSG:4490."""
+    """The construction frame: a metric CRS and the transforms to/from EPSG:4490."""
 
     crs: pyproj.CRS
     to_ll: pyproj.Transformer
@@ -139,21 +166,27 @@ def demo_zones(grid, *, seed: int = 42, year: int = 2023,
     import geopandas as gpd
     import shapely
 
+    from ..errors import InputValueError
+
     work = _work_frame(grid)
     if coarse_m is None:
         coarse_m = min(max(500.0, 2.0 * work.pixel_m), 1000.0)
+    if not (math.isfinite(coarse_m) and 50.0 <= coarse_m <= 5000.0):
+        raise InputValueError(
+            f"demo_zones: coarse_m = {coarse_m}; expected a pixel size of 50–5000 m "
+            "(500 m is the default). Pass a value in that range.")
     counties_ll = _counties_ll()
     counties_w = [(a, _tx(g, work.from_ll)) for a, g in counties_ll]
     city_w = shapely.union_all([g for _, g in counties_w])
     rng = np.random.default_rng([int(seed), 0x5A5A, int(year)])
 
     raster = _landcover_masks(city_w, work.crs, seed, year, coarse_m)
-    udb, udb_names = _development_boundary(raster, city_w, work)
+    udb, udb_names = _development_boundary(city_w, work, seed, year)
     urban_w = shapely.union_all([u.buffer(URBAN_SPACE_BUFFER_M, quad_segs=4) for u in udb])
     red, red_whole = _red_line(raster, urban_w, city_w)
     farm, agri_w = _farmland(raster, urban_w, red_whole, city_w, rng)
     layers = _spaces(counties_ll, _valid_ll(urban_w, work),
-                     _valid_ll(shapely.difference(agri_w, red_whole), work))
+                     _valid_ll(shapely.difference(agri_w, red_whole), work), work)
 
     # --- 三线: overlays, with the deliberate faults --------------------------------------
     faults = _Faults(work, raster, rng, red, farm, udb, shapely.intersection(agri_w, city_w),
@@ -222,30 +255,14 @@ def write_demo_zones(out_dir, grid, *, seed: int = 42, year: int = 2023,
     return {kind: path for kind in ZONE_KINDS}
 
 
-#: Snap-rounding grid of the partition overlays, degrees (~1 mm): overlays on a fixed
-#: grid give valid output free of the near-zero slivers floating-point overlays leave.
-PARTITION_GRID_DEG = 1e-8
-#: Longest county edge in the partition, degrees (~200 m): the chord of a longer edge
-#: drifts from its image in an equal-area projection (sag ~ L²/8R: 2 m at 10 km, 1 mm at
-#: 200 m).
-PARTITION_SEGMENT_DEG = 0.002
-#: Parts of a space smaller than this (m², ~8 pixels of 250 m), or smaller than
-#: :data:`THIN_SPACE_PART_M2` and narrower than :data:`MIN_SPACE_WIDTH_M` (mean width
-#: 2·area/perimeter), are crumbs of the overlays and join a neighbouring part, so the
-#: partition has no slivers.
-MIN_SPACE_PART_M2 = 5.0e4
-THIN_SPACE_PART_M2 = 5.0e5
-MIN_SPACE_WIDTH_M = 100.0
-
-
-def _spaces(counties_ll, urban_ll, agri_ll) -> dict[str, list]:
+def _spaces(counties_ll, urban_ll, agri_ll, work: _Work) -> dict[str, list]:
     """三区 as an exact partition of the counties: urban, agricultural, and the rest.
 
     County by county, every overlay runs on the :data:`PARTITION_GRID_DEG` grid in
     EPSG:4490, with the county edges densified to ≤ :data:`PARTITION_SEGMENT_DEG` (the
-    other inputs come densified from :func:`_valid_ll`), so a straight edge stays within
-    ~1 mm of its image in an equal-area projection and reprojection does not make parts
-    cross. Crumbs (small or thin parts, :data:`MIN_SPACE_PART_M2`) join the neighbouring
+    other inputs come densified from :func:`_valid_ll`), so reprojecting the vertices
+    (as ``GeoDataFrame.to_crs`` does) does not make parts cross; :func:`_robust_parts`
+    checks that in the construction CRS. Crumbs (small or thin parts, :data:`MIN_SPACE_PART_M2`) join the neighbouring
     part they share the longest edge with. Each feature is one connected part
     of one space within one county.
     """
@@ -280,7 +297,24 @@ def _spaces(counties_ll, urban_ll, agri_ll) -> dict[str, list]:
             "urban_space": _polygons(urban),
         }
         for kind, polys in _absorb_crumbs(parts, is_crumb, grid).items():
-            out[kind].extend((p, adcode, "") for p in polys)
+            out[kind].extend((p, adcode, "") for p in _robust_parts(polys, work))
+    return out
+
+
+def _robust_parts(polys: list, work: _Work) -> list:
+    """Polygons valid in EPSG:4490 *and* once their vertices are reprojected to the
+    construction CRS; one that is not is snapped to a 10× coarser grid (moving its outline
+    by < 10 cm, a negligible gap or overlap with its neighbours) until it is."""
+    import shapely
+
+    out = []
+    for p in polys:
+        grid = PARTITION_GRID_DEG
+        while not _tx(p, work.from_ll).is_valid and grid < 1e-4:
+            grid *= 10.0
+            q = _polygons(shapely.set_precision(p, grid))
+            p = max(q, key=lambda g: g.area) if q else p
+        out.append(p)
     return out
 
 
@@ -478,7 +512,7 @@ def _landcover_masks(city_w, crs, seed: int, year: int, res: float) -> _Raster:
                    lc[CHANGE_START_YEAR])
 
 
-def _vectorise(mask: np.ndarray, raster: _Raster) -> list:
+def _vectorise(mask: np.ndarray, transform) -> list:
     """Polygons of the True pixels (4-connected), in the construction CRS."""
     import rasterio.features
     from shapely.geometry import shape
@@ -486,7 +520,7 @@ def _vectorise(mask: np.ndarray, raster: _Raster) -> list:
     if not mask.any():
         return []
     return [shape(geom) for geom, _ in rasterio.features.shapes(
-        mask.astype(np.uint8), mask=mask, connectivity=4, transform=raster.transform)]
+        mask.astype(np.uint8), mask=mask, connectivity=4, transform=transform)]
 
 
 def _keep_large(mask: np.ndarray, min_px: int) -> np.ndarray:
@@ -520,24 +554,40 @@ def _smooth(polys: list, res: float, min_area: float) -> list:
 _SQUARE = np.ones((3, 3), dtype=bool)
 
 
-def _development_boundary(raster: _Raster, city_w, work: _Work) -> tuple[list, list]:
-    """One polygon per county town: built-up pixels (51) closed, plus 1 km, simplified.
+#: Pixel size (m) at which the county towns are sampled for the development boundary: the
+#: towns' ragged edges (0.7 km noise) leave built-up specks that a 500 m sample misses.
+TOWN_SAMPLE_M = 100.0
+
+
+def _development_boundary(city_w, work: _Work, seed: int, year: int) -> tuple[list, list]:
+    """One polygon per county town: its built-up pixels (51), sampled at
+    :data:`TOWN_SAMPLE_M` around each seat, closed, plus 1 km, simplified.
 
     Returns the polygons and, for each, the name of the county seat it holds.
     """
     import scipy.ndimage as ndi
     import shapely
+    from affine import Affine
 
-    built = raster.lc == URBAN
-    town = (ndi.binary_closing(built, _SQUARE, iterations=2) | built) & raster.inside
-    polys = _vectorise(town, raster)
+    res = TOWN_SAMPLE_M
+    polys, seats = [], []
+    for name, lon, lat, radius_km in TOWNS:
+        x, y = work.from_ll.transform(lon, lat)
+        seats.append((name, shapely.Point(x, y)))
+        # the town field (world.town_distance_ratio < 1 + 0.18 noise) ends well inside 2 radii
+        half = 2.0 * radius_km * 1000.0 + 1000.0
+        x0, y1 = math.floor((x - half) / res) * res, math.ceil((y + half) / res) * res
+        n = int(math.ceil(2.0 * half / res)) + 1
+        transform = Affine(res, 0.0, x0, 0.0, -res, y1)
+        lon_, lat_ = pixel_lonlat(transform, (n, n), work.crs)
+        built = landcover_epochs_lonlat(lon_, lat_, (int(year),), seed)[int(year)] == URBAN
+        town = ndi.binary_closing(built, _SQUARE, iterations=2) | built
+        polys.extend(_vectorise(town, transform))
     if not polys:
         return [], []
     merged = _polygons(shapely.union_all([p.buffer(UDB_BUFFER_M, quad_segs=6) for p in polys]))
     merged = [q for m in merged
               for q in _polygons(shapely.intersection(shapely.simplify(m, 40.0), city_w))]
-    seats = [(name, shapely.Point(*work.from_ll.transform(lon, lat)))
-             for name, lon, lat, _ in TOWNS]
     names = [min(seats, key=lambda s: s[1].distance(p))[0] for p in merged]
     return merged, names
 
@@ -559,7 +609,7 @@ def _red_line(raster: _Raster, urban_w, city_w) -> tuple[list, object]:
     eco = (forest & ~belts) | np.isin(lc, _WET_CODES) | (base == SAND) | (lc == SAND)
     eco &= raster.inside
     eco = _keep_large(ndi.binary_closing(eco, _SQUARE) | eco, 4)
-    polys = _smooth(_vectorise(eco, raster), raster.res, 0.5e6)
+    polys = _smooth(_vectorise(eco, raster.transform), raster.res, 0.5e6)
     shapely.prepare(urban_w)
     shapely.prepare(city_w)
     out, whole = [], []
@@ -597,7 +647,8 @@ def _farmland(raster: _Raster, urban_w, red_union, city_w, rng) -> tuple[list, o
     crop = np.isin(raster.lc, _CROP_CODES) & raster.inside
     clusters = ndi.binary_opening(ndi.binary_closing(crop, _SQUARE) | crop, _SQUARE)
     clusters = _keep_large(clusters, 12)
-    farm = shapely.union_all(_smooth(_vectorise(clusters, raster), raster.res, 1.0e6))
+    farm = shapely.union_all(
+        _smooth(_vectorise(clusters, raster.transform), raster.res, 1.0e6))
     farm = shapely.difference(shapely.difference(farm, urban_w), red_union)
     farm_city = shapely.intersection(farm, city_w)
     parcels = []
@@ -612,7 +663,8 @@ def _farmland(raster: _Raster, urban_w, red_union, city_w, rng) -> tuple[list, o
 
     share = ndi.uniform_filter(crop.astype(np.float32), 9)
     agri = _keep_large(ndi.binary_closing(share > 0.45, _SQUARE) & raster.inside, 40)
-    agri_w = shapely.union_all(_smooth(_vectorise(agri, raster), raster.res, 2.0e6) + [farm])
+    agri_w = shapely.union_all(
+        _smooth(_vectorise(agri, raster.transform), raster.res, 2.0e6) + [farm])
     return parcels, agri_w
 
 
@@ -659,6 +711,7 @@ class _Faults:
         self.red, self.farm, self.udb = list(red), list(farm), list(udb)
         self.agri_w, self.city_w = agri_w, city_w
         self.px = work.pixel_m
+        self._dist: dict = {}
 
     # -- helpers --
     def _rasterize(self, geoms) -> np.ndarray:
@@ -688,11 +741,17 @@ class _Faults:
                     break
         return out
 
-    def _far_from(self, geoms, metres: float) -> np.ndarray:
+    def _distance(self, name: str) -> np.ndarray:
+        """Distance (m) of each pixel centre from the polygons of layer ``name`` (cached)."""
         import scipy.ndimage as ndi
 
-        occupied = self._rasterize(geoms)
-        return ndi.distance_transform_edt(~occupied) * self.raster.res >= metres
+        if name not in self._dist:
+            occupied = self._rasterize(getattr(self, name))
+            self._dist[name] = ndi.distance_transform_edt(~occupied) * self.raster.res
+        return self._dist[name]
+
+    def _far_from(self, names, metres: float) -> np.ndarray:
+        return np.minimum.reduce([self._distance(n) for n in names]) >= metres
 
     def _core(self) -> np.ndarray:
         """Pixels ≥ 3 km inside the city (faults are not clipped, so keep them inside)."""
@@ -702,9 +761,9 @@ class _Faults:
         import shapely
 
         ring = poly.exterior
+        band = shapely.difference(poly.buffer(width, quad_segs=2), poly)
         for _ in range(8):
             q = ring.interpolate(self.rng.uniform(0.0, ring.length))
-            band = shapely.difference(poly.buffer(width, quad_segs=2), poly)
             piece = shapely.intersection(shapely.intersection(band, q.buffer(length / 2)),
                                          self.city_w.buffer(-width))
             parts = sorted(_polygons(piece), key=lambda g: g.area)
@@ -759,18 +818,19 @@ class _Faults:
         taken: list = []
         core = self._core()
         lc = self.raster.lc
-        core &= self._far_from(self.udb, 1500.0)
+        core &= self._far_from(["udb"], 1500.0)
         in_agri = self._rasterize([self.agri_w])
-        wet_free = np.isin(lc, _WET_CODES) & core & self._far_from(self.red, 1500.0)
+        wet_free = np.isin(lc, _WET_CODES) & core & self._far_from(["red"], 1500.0)
         wet_sites = self._sites(wet_free & ~in_agri, 4, taken)
         if len(wet_sites) < 4:  # (a pond in the farmland then)
             wet_sites += self._sites(wet_free, 4 - len(wet_sites), taken)
-        crop_free = np.isin(lc, _CROP_CODES) & core & self._far_from(self.farm + self.red, 1000.0)
+        crop_free = np.isin(lc, _CROP_CODES) & core & self._far_from(["farm", "red"], 1000.0)
         crop_sites = self._sites(crop_free & in_agri, 3, taken)
         if len(crop_sites) < 3:
             crop_sites += self._sites(crop_free, 3 - len(crop_sites), taken)
-        town_sites = self._sites(self._ring(self.udb, 1500.0, 4000.0) & core
-                                 & self._far_from(self.red, 500.0), 1, taken)
+        d_udb = self._distance("udb")
+        town_sites = self._sites((d_udb >= 1500.0) & (d_udb <= 4000.0) & core
+                                 & self._far_from(["red"], 500.0), 1, taken)
         for i, (x, y) in enumerate(wet_sites[:3]):
             if i < 2:  # small ponds: discs of ~0.25 pixel
                 red.append((Point(x, y).buffer(0.28 * px, quad_segs=8), False))
@@ -792,10 +852,3 @@ class _Faults:
             udb.append((shapely.box(x - 0.45 * px, y - 0.45 * px, x + 0.45 * px,
                                     y + 0.45 * px), False))
         return red, farm, udb
-
-    def _ring(self, geoms, inner: float, outer: float) -> np.ndarray:
-        """Pixels between ``inner`` and ``outer`` metres from ``geoms``."""
-        import scipy.ndimage as ndi
-
-        d = ndi.distance_transform_edt(~self._rasterize(geoms)) * self.raster.res
-        return (d >= inner) & (d <= outer)
