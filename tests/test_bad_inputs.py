@@ -338,6 +338,14 @@ def climate(d: Path, key: str, values) -> None:
     set_line(d, key, str(list(values)))
 
 
+def climate_raster_kelvin(d: Path) -> None:
+    data = np.broadcast_to(np.asarray(T_C, np.float32)[:, None, None] + 273.15, (12, 40, 40))
+    with rasterio.open(d / "t2m.tif", "w", driver="GTiff", width=40, height=40, count=12,
+                       dtype="float32", crs=ALBERS, transform=from_origin(X0, Y0, RES, RES)) as dst:
+        dst.write(data.copy())
+    set_line(d, "temperature_C", '"t2m.tif"')
+
+
 def climate_raster_11_bands(d: Path) -> None:
     data = np.broadcast_to(np.asarray(T_C[:11], np.float32)[:, None, None], (11, 40, 40)).copy()
     with rasterio.open(
@@ -693,6 +701,20 @@ CASES: list[Case] = [
         lambda d: climate(d, "temperature_C", [round(v + 273.15, 2) for v in T_C]),
         base="flux",
         preexisting=True,
+    ),
+    Case(
+        "temperature raster in Kelvin",
+        "a 12-band ERA5-style 2 m temperature raster in K",
+        ("t2m.tif", "temperature_C", "looks like Kelvin", "273.15"),
+        climate_raster_kelvin,
+        base="flux",
+    ),
+    Case(
+        "radiation as a daily mean",
+        "radiation given in MJ m-2 day-1 instead of monthly totals",
+        ("radiation_MJ_m2", "daily mean", "number of days"),
+        lambda d: climate(d, "radiation_MJ_m2", [round(v / 30, 2) for v in SOL_MJ]),
+        base="flux",
     ),
     Case(
         "negative precipitation",

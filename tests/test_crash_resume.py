@@ -87,8 +87,8 @@ def _tiles_of_pixels(rows: np.ndarray, cols: np.ndarray, tile: int) -> set[str]:
 @pytest.mark.slow
 def test_killed_run_resumes_and_changed_inputs_invalidate_their_tiles(tmp_path):
     src = tmp_path / "inputs"
-    make_batch_project(src, n=128, tile=32, workers=2)
-    all_tiles = {f"T{r:03d}_{c:03d}" for r in range(4) for c in range(4)}
+    make_batch_project(src, n=96, tile=32, workers=2)
+    all_tiles = {f"T{r:03d}_{c:03d}" for r in range(3) for c in range(3)}
     crash = tmp_path / "crash"
     p = _copy_inputs(src, crash)
     out = crash / "out"
@@ -144,14 +144,14 @@ def test_killed_run_resumes_and_changed_inputs_invalidate_their_tiles(tmp_path):
     from rasterio.warp import transform as warp_transform
 
     with rasterio.open(crash / "t_2023.tif", "r+") as dst:
-        # the 0.05 degree pixel under grid pixel (row 10, col 10), i.e. in tile T000_000
+        # the 0.01 degree pixel under grid pixel (row 10, col 10), i.e. in tile T000_000
         xs, ys = warp_transform(ALBERS, dst.crs, [X0 + 10.5 * RES], [Y0 - 10.5 * RES])
         row, col = dst.index(xs[0], ys[0])
         t = dst.read(window=Window(col, row, 1, 1))
         dst.write(t + 1.5, window=Window(col, row, 1, 1))
     res = _resume_json(p)
     assert "T000_000" in res["tiles_computed"]
-    assert "T003_003" in res["tiles_reused"]  # about 25 km away
+    assert {"T001_002", "T002_001", "T002_002"} <= set(res["tiles_reused"])  # 8 km and more away
     assert_same_outputs(_fresh_run(crash, tmp_path / "fresh_t"), out)
 
 

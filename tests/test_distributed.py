@@ -27,6 +27,7 @@ TANHUI_SRC = str(Path(tanhui.__file__).resolve().parents[1])
 CNLUCC = np.array([12, 21, 22, 31, 32, 41, 51, 61], np.uint8)
 T_C = [-15.1, -9.9, -1.3, 8.8, 16.7, 22.1, 24.6, 22.7, 16.5, 7.4, -4.1, -13.0]
 P_MM = [2.0, 3.0, 8.0, 18.0, 35.0, 70.0, 120.0, 85.0, 40.0, 15.0, 5.0, 3.0]
+N_TILES = 9  # the test project: 96 x 96 px in tiles of 32 px
 SOL_MJ = [233.2, 294.0, 460.0, 580.8, 701.6, 719.9, 720.6, 634.6, 488.2, 362.4, 243.9, 205.3]
 
 
@@ -49,7 +50,7 @@ def _polygon_layer(path: Path, feats: list[tuple[str, str, list]], id_field="cod
     gdf.to_file(path, driver="GPKG")
 
 
-def make_batch_project(d: Path, *, n: int = 128, tile: int = 32, flux: bool = True,
+def make_batch_project(d: Path, *, n: int = 96, tile: int = 32, flux: bool = True,
                        seed: int = 7, workers: int = 1) -> Path:
     """An ``n`` x ``n`` 250 m project in tiles of ``tile`` px: land cover 2015/2023, three
     regions (partly covering pixels), a red-line zone, and optionally monthly NDVI on the
@@ -141,7 +142,7 @@ def _write_temperature(path: Path, n: int) -> None:
     from rasterio.warp import transform_bounds
 
     left, bottom, right, top = transform_bounds(ALBERS, "EPSG:4326", X0, Y0 - n * RES, X0 + n * RES, Y0)
-    res = 0.05
+    res = 0.01  # about 1 km: coarser than the grid, finer than a tile
     x0, y0 = np.floor(left / res) * res - res, np.ceil(top / res) * res + res
     w, h = int(np.ceil((right - x0) / res)) + 2, int(np.ceil((y0 - bottom) / res)) + 2
     yy, xx = np.mgrid[0:h, 0:w]
@@ -195,9 +196,9 @@ def reference(tmp_path_factory):
     from tanhui.runner import run_project
 
     d = tmp_path_factory.mktemp("threaded")
-    p = make_batch_project(d, n=128, tile=32)
+    p = make_batch_project(d, n=96, tile=32)
     summary = run_project(p, workers=2)
-    assert len(summary.tiles_done) == 16
+    assert len(summary.tiles_done) == N_TILES
     return p, d / "out"
 
 
@@ -236,13 +237,13 @@ def test_local_cluster_equals_threaded_run(reference, cluster, tmp_path):
         worker_pids = set(client.run(os.getpid).values())
     assert len(worker_pids) == 2 and os.getpid() not in worker_pids
     summary = run_project(p, scheduler=cluster.scheduler_address)
-    assert len(summary.tiles_done) == 16 and summary.tiles_reused == []
+    assert len(summary.tiles_done) == N_TILES and summary.tiles_reused == []
     out = tmp_path / "dist" / "out"
     assert_same_outputs(out_ref, out)
     run = json.loads((out / "run.json").read_text(encoding="utf-8"))
     assert run["execution"]["scheduler"] == cluster.scheduler_address
     log = (out / "tanhui.log").read_text(encoding="utf-8")
-    assert log.count(": computed") == 16
+    assert log.count(": computed") == N_TILES
 
 
 @pytest.mark.slow
@@ -273,8 +274,8 @@ def test_worker_killed_mid_run_is_retried(reference, cluster, tmp_path):
     th.join(timeout=10)
     assert "records_at_kill" in seen
     # the worker died while the run was under way (not before its first, nor after its last tile)
-    assert 1 <= len(seen["records_at_kill"]) < 16
-    assert sorted(summary.tiles_done) == records(out) and len(summary.tiles_done) == 16
+    assert 1 <= len(seen["records_at_kill"]) < N_TILES
+    assert sorted(summary.tiles_done) == records(out) and len(summary.tiles_done) == N_TILES
     assert_same_outputs(out_ref, out)
     assert not [f for f in out.rglob("*") if ".tmp" in f.name]
     # the scheduler saw the worker die with tile tasks on it, and ran them elsewhere

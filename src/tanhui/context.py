@@ -278,8 +278,9 @@ def shapefile_encoding(path: Path, layer: str | None, what: str) -> str | None:
     raise ZoneLayerError(
         f"{what} {path} has field names or values in a Chinese legacy encoding (they read as GBK: "
         f"{sample}) and no {cpg.name} file saying so; GDAL would read them as Latin-1 garbage. "
-        f"Create {cpg.name} containing the single word GBK beside it (or re-save the layer as "
-        "UTF-8), then run again."
+        f"If the text is Chinese, create {cpg.name} containing the single word GBK beside it "
+        "(otherwise write the layer's real encoding into it), or re-save the layer as UTF-8; "
+        "then run again."
     )
 
 

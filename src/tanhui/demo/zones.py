@@ -198,7 +198,8 @@ def demo_zones(grid, *, seed: int = 42, year: int = 2023,
         # faulty ones are never put through an overlay (GEOS refuses invalid input)
         geoms_w = [g for g, _ in items]
         counties = _majority_counties(geoms_w, counties_w)
-        return [(_tx(g, work.to_ll) if fault else _valid_ll(g, work), c,
+        clean = iter(_valid_ll_many([g for g, fault in items if not fault], work))
+        return [(_tx(g, work.to_ll) if fault else next(clean), c,
                  labels[i] if labels and i < len(labels) else "")
                 for i, ((g, fault), c) in enumerate(zip(items, counties))]
 
@@ -262,9 +263,9 @@ def _spaces(counties_ll, urban_ll, agri_ll, work: _Work) -> dict[str, list]:
     EPSG:4490, with the county edges densified to ≤ :data:`PARTITION_SEGMENT_DEG` (the
     other inputs come densified from :func:`_valid_ll`), so reprojecting the vertices
     (as ``GeoDataFrame.to_crs`` does) does not make parts cross; :func:`_robust_parts`
-    checks that in the construction CRS. Crumbs (small or thin parts, :data:`MIN_SPACE_PART_M2`) join the neighbouring
-    part they share the longest edge with. Each feature is one connected part
-    of one space within one county.
+    checks that in the construction CRS. Crumbs (small or thin parts,
+    :data:`MIN_SPACE_PART_M2`) join the neighbouring part they share the longest edge
+    with. Each feature is one connected part of one space within one county.
     """
     import shapely
 
@@ -405,24 +406,33 @@ def _tx(geom, transformer: pyproj.Transformer):
 
 
 def _valid_ll(geom_w, work: _Work):
-    """``geom_w`` in EPSG:4490, robust to reprojection.
+    """``geom_w`` in EPSG:4490, robust to reprojection (see :func:`_valid_ll_many`)."""
+    return _valid_ll_many([geom_w], work)[0]
+
+
+def _valid_ll_many(geoms_w: list, work: _Work) -> list:
+    """Geometries of the construction CRS in EPSG:4490, robust to reprojection.
 
     Edges are densified to ≤ 250 m (a chord then stays within ~1 mm of its image in the
-    other CRS). If the geometry does not survive the round trip to EPSG:4490 and back, its
-    vertices are snapped to a 1 cm grid first (which removes the zero-width spikes overlays
+    other CRS). A geometry that does not survive the round trip to EPSG:4490 and back has
+    its vertices snapped to a 1 cm grid first (which removes the zero-width spikes overlays
     leave, that rounding turns into crossings); anything still invalid is repaired.
     """
     import shapely
 
-    geom_w = shapely.segmentize(geom_w, 250.0)
-    g = _tx(geom_w, work.to_ll)
-    if not (g.is_valid and _tx(g, work.from_ll).is_valid):
-        geom_w = shapely.set_precision(geom_w, 0.01)
-        g = _tx(geom_w, work.to_ll)
-    if g.is_valid:
-        return g
-    parts = _polygons(shapely.make_valid(g))
-    return shapely.union_all(parts) if len(parts) > 1 else parts[0]
+    if not geoms_w:
+        return []
+    dense = shapely.segmentize(np.asarray(geoms_w, dtype=object), 250.0)
+    ll = _tx(dense, work.to_ll)  # one PROJ call for all vertices
+    ok = shapely.is_valid(ll) & shapely.is_valid(_tx(ll, work.from_ll))
+    out = list(ll)
+    for i in np.nonzero(~ok)[0]:
+        g = _tx(shapely.set_precision(dense[i], 0.01), work.to_ll)
+        if not g.is_valid:
+            parts = _polygons(shapely.make_valid(g))
+            g = shapely.union_all(parts) if len(parts) > 1 else parts[0]
+        out[i] = g
+    return out
 
 
 def _polygons(geom) -> list:

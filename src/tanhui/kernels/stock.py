@@ -32,11 +32,12 @@ def _stock_kernel(codes, pool_lut, out):
                 for k in range(N_POOLS + 1):
                     out[k, i, j] = np.nan
                 continue
-            total = 0.0
-            for k in range(N_POOLS):
+            total = pool_lut[0, c]  # float32 arithmetic in pool order, like the reference
+            out[0, i, j] = total
+            for k in range(1, N_POOLS):
                 v = pool_lut[k, c]
                 out[k, i, j] = v
-                total += v
+                total = total + v
             out[N_POOLS, i, j] = total  # NaN propagates when any pool is NaN
 
 
@@ -69,7 +70,8 @@ def stock_reference(codes: np.ndarray, pool_lut: np.ndarray) -> np.ndarray:
     valid = (codes >= 0) & (codes < lut.shape[1])
     safe = np.where(valid, codes, 0)
     pools = np.where(valid[None], lut[:, safe], np.float32(np.nan)).astype(np.float32)
-    total = pools.sum(axis=0, dtype=np.float32)
+    # sequential float32 sum in pool order, as the kernel adds them (np.sum is pairwise)
+    total = ((pools[0] + pools[1]) + pools[2]) + pools[3]
     return np.concatenate([pools, total[None]], axis=0)
 
 
