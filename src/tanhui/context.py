@@ -167,6 +167,13 @@ def read_polygon_layer(path: Path, id_field: str, name_field: str | None, layer:
                 "geometries (QGIS: Vector > Geometry Tools > Fix Geometries) and export again."
             )
     gdf = gdf.to_crs(grid.crs)
+    # reprojecting vertex by vertex can turn a ring that touches itself into one that
+    # crosses itself by micrometres: check and repair again in the grid CRS
+    bad = ~gdf.geometry.is_valid & ~(gdf.geometry.is_empty | gdf.geometry.isna())
+    if bad.any():
+        gdf.loc[bad, "geometry"] = gdf.geometry[bad].make_valid()
+        gdf["geometry"] = gdf.geometry.apply(_polygonal)
+        n_repaired += int(bad.sum())
     gdf = gdf.reset_index(drop=True)
     return PolygonLayer(key, kind, path, id_field, name_field, gdf, n_repaired)
 
@@ -463,7 +470,8 @@ def build_context(project: Project, *, scan_codes: bool = True) -> RunContext:
     )
     for lay in layers:
         if lay.n_repaired:
-            ctx.notes.append(f"{lay.path.name}: repaired {lay.n_repaired} invalid geometries")
+            layer = f" layer '{lay.kind}'" if lay.kind != "regions" else " (regions)"
+            ctx.notes.append(f"{lay.path.name}{layer}: repaired {lay.n_repaired} invalid geometries")
     if project.flux is not None:
         from .flux_context import build_flux_context
 
