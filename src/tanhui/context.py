@@ -452,7 +452,8 @@ def build_context(project: Project, *, scan_codes: bool = True) -> RunContext:
     for lay in layers:
         if lay.kind == "regions":
             continue
-        if not lay.gdf.geometry.union_all().intersects(lc_area):
+        # any part intersecting == the union intersecting, without building the union
+        if not lay.gdf.geometry.intersects(lc_area).any():
             raise ZoneLayerError(
                 f"zone layer {lay.path} lies outside the land-cover data. Check its CRS and extent."
             )
