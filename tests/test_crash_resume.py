@@ -42,7 +42,9 @@ from tests.test_distributed import (
 
 def _env() -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([TANHUI_SRC] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    # the subprocess imports the same tanhui as this test
+    extra = [env["PYTHONPATH"]] if env.get("PYTHONPATH") else []
+    env["PYTHONPATH"] = os.pathsep.join([TANHUI_SRC, *extra])
     return env
 
 
@@ -175,7 +177,8 @@ def test_changed_polygon_invalidates_the_tiles_it_crosses(tmp_path):
     expected = set()
     for t in tiles:  # tiles of 16 px whose interior meets the changed area
         r_, c_ = int(t[1:4]), int(t[5:8])
-        tb = box(X0 + c_ * 16 * RES, Y0 - (r_ + 1) * 16 * RES, X0 + (c_ + 1) * 16 * RES, Y0 - r_ * 16 * RES)
+        size = 16 * RES
+        tb = box(X0 + c_ * size, Y0 - (r_ + 1) * size, X0 + (c_ + 1) * size, Y0 - r_ * size)
         if tb.intersection(changed).area > 0:
             expected.add(t)
     assert expected == {"T001_001", "T001_002"}

@@ -41,7 +41,8 @@ def _blocky_codes(rng, n: int, block: int = 8) -> np.ndarray:
     return codes
 
 
-def _polygon_layer(path: Path, feats: list[tuple[str, str, list]], id_field="code", name_field="name"):
+def _polygon_layer(path: Path, feats: list[tuple[str, str, list]], id_field="code",
+                   name_field="name"):
     import geopandas as gpd
     from shapely.geometry import Polygon
 
@@ -66,10 +67,13 @@ def make_batch_project(d: Path, *, n: int = 96, tile: int = 32, flux: bool = Tru
     write_lc(d / "lc2023.tif", c23)
     w = n * RES
     xm, ym = X0 + 0.43 * w, Y0 - 0.61 * w  # region borders off the pixel edges
+    west, east = X0 - RES, X0 + w + RES  # the regions reach just past the raster
+    top, bottom = Y0 + RES, Y0 - w - RES
     _polygon_layer(d / "regions.gpkg", [
-        ("R1", "west", [(X0 - RES, Y0 + RES), (xm, Y0 + RES), (xm + 0.1 * w, Y0 - w - RES), (X0 - RES, Y0 - w - RES)]),
-        ("R2", "north-east", [(xm, Y0 + RES), (X0 + w + RES, Y0 + RES), (X0 + w + RES, ym), (xm + 0.05 * w, ym)]),
-        ("R3", "south-east", [(xm + 0.05 * w, ym), (X0 + w + RES, ym), (X0 + w + RES, Y0 - w - RES), (xm + 0.1 * w, Y0 - w - RES)]),
+        ("R1", "west", [(west, top), (xm, top), (xm + 0.1 * w, bottom), (west, bottom)]),
+        ("R2", "north-east", [(xm, top), (east, top), (east, ym), (xm + 0.05 * w, ym)]),
+        ("R3", "south-east",
+         [(xm + 0.05 * w, ym), (east, ym), (east, bottom), (xm + 0.1 * w, bottom)]),
     ])
     cx, cy, r = X0 + 0.55 * w, Y0 - 0.45 * w, 0.3 * w
     ring = [(cx + r * np.cos(a), cy + r * np.sin(a)) for a in np.linspace(0, 2 * np.pi, 41)[:-1]]
@@ -141,14 +145,17 @@ def _write_ndvi(folder: Path, codes: np.ndarray, rng) -> None:
 def _write_temperature(path: Path, n: int) -> None:
     from rasterio.warp import transform_bounds
 
-    left, bottom, right, top = transform_bounds(ALBERS, "EPSG:4326", X0, Y0 - n * RES, X0 + n * RES, Y0)
+    left, bottom, right, top = transform_bounds(ALBERS, "EPSG:4326", X0, Y0 - n * RES,
+                                                X0 + n * RES, Y0)
     res = 0.01  # about 1 km: coarser than the grid, finer than a tile
     x0, y0 = np.floor(left / res) * res - res, np.ceil(top / res) * res + res
     w, h = int(np.ceil((right - x0) / res)) + 2, int(np.ceil((y0 - bottom) / res)) + 2
     yy, xx = np.mgrid[0:h, 0:w]
-    data = np.asarray(T_C, np.float32)[:, None, None] + (0.3 * xx - 0.2 * yy).astype(np.float32)[None]
+    gradient = (0.3 * xx - 0.2 * yy).astype(np.float32)
+    data = np.asarray(T_C, np.float32)[:, None, None] + gradient[None]
     with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=12, dtype="float32",
-                       crs="EPSG:4326", transform=from_origin(x0, y0, res, res), nodata=-9999) as dst:
+                       crs="EPSG:4326", transform=from_origin(x0, y0, res, res),
+                       nodata=-9999) as dst:
         dst.write(data)
 
 
@@ -280,8 +287,10 @@ def test_worker_killed_mid_run_is_retried(reference, cluster, tmp_path):
     assert not [f for f in out.rglob("*") if ".tmp" in f.name]
     # the scheduler saw the worker die with tile tasks on it, and ran them elsewhere
     events = [e for _, e in cluster.scheduler.get_events()["all"]
-              if isinstance(e, dict) and e.get("action") == "remove-worker" and not e.get("expected")]
-    lost = {k for e in events for k in e.get("processing-tasks", ()) if str(k).startswith("tanhui-tile-")}
+              if isinstance(e, dict) and e.get("action") == "remove-worker"
+              and not e.get("expected")]
+    lost = {k for e in events for k in e.get("processing-tasks", ())
+            if str(k).startswith("tanhui-tile-")}
     assert lost, events
     with Client(cluster.scheduler_address) as client:  # the nanny replaced the killed worker
         client.wait_for_workers(2, timeout=60)

@@ -101,16 +101,16 @@ class OutputLock:
 
     def __init__(self, out_dir: Path):
         self.path = out_dir / ".tanhui.lock"
-        self.token = f"{os.getpid()} {socket.gethostname()} {_proc_start(os.getpid()) or 0}\n"
+        self.token = f"{os.getpid()} {socket.gethostname()} {_proc_start(os.getpid()) or 0!r}\n"
 
     def __enter__(self):
         for _attempt in range(3):
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
-                self._check_stale()
+                self._remove_if_stale()
                 continue
-            with os.fdopen(fd, "w") as fh:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(self.token)
             return self
         raise OutputError(
@@ -118,8 +118,12 @@ class OutputLock:
             "tanhui run is starting there. Wait for it to finish, or use another output folder."
         )
 
-    def _check_stale(self) -> None:
-        holder = _read_lock(self.path)
+    def _remove_if_stale(self) -> None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        holder = _parse_lock(text)
         if holder is None:  # empty or half-written: a run that is just starting, or a crash
             try:
                 age = time.time() - self.path.stat().st_mtime
@@ -143,7 +147,19 @@ class OutputLock:
                 )
         log.info("removing stale lock %s (%s)", self.path, "unreadable" if holder is None else
                  f"pid {holder[0]} is not running")
-        self.path.unlink(missing_ok=True)  # stale lock of a crashed run
+        # Move it aside before deleting, so that a fresh lock another run created in the
+        # meantime is put back instead of being deleted with the stale one.
+        aside = self.path.with_name(f"{self.path.name}.stale-{os.getpid()}-{secrets.token_hex(4)}")
+        try:
+            os.replace(self.path, aside)
+        except FileNotFoundError:
+            return
+        try:
+            if aside.read_text(encoding="utf-8") != text:
+                with contextlib.suppress(FileExistsError):
+                    os.link(aside, self.path)
+        finally:
+            aside.unlink(missing_ok=True)
 
     def __exit__(self, *exc):
         try:
@@ -155,78 +171,84 @@ class OutputLock:
         return False
 
 
-def _read_lock(path: Path) -> tuple[int, str | None, int | None] | None:
+def _parse_lock(text: str) -> tuple[int, str | None, float | None] | None:
+    parts = text.split()
     try:
-        parts = path.read_text(encoding="utf-8").split()
         pid = int(parts[0])
-    except (OSError, ValueError, IndexError):
+    except (ValueError, IndexError):
         return None
     host = parts[1] if len(parts) > 1 else None
     try:
-        start = int(parts[2]) if len(parts) > 2 else None
-    except ValueError:
+        start = float(parts[2]) if len(parts) > 2 else None
+        if start and parts[2].isdigit() and hasattr(os, "sysconf"):
+            start /= os.sysconf("SC_CLK_TCK")  # older tanhui wrote clock ticks since boot
+    except (ValueError, OSError):
         start = None
     return pid, host, (start or None)
 
 
-def _read_pid(path: Path) -> int | None:
-    holder = _read_lock(path)
-    return None if holder is None else holder[0]
+def _proc_start(pid: int) -> float | None:
+    """Start time of a process, or None if unknown.
 
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (Linux), or None."""
+    Linux: seconds since boot from ``/proc/<pid>/stat`` (clock ticks, exact and immune to
+    changes of the system clock, unlike psutil's epoch time, which adds a boot time derived
+    from the current clock). Elsewhere psutil's creation time (seconds since the epoch).
+    Only ever compared with values from the same host.
+    """
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text[text.rfind(")") + 2:].split()
+        ticks = int(text[text.rfind(")") + 2:].split()[19])  # field 22; [0] is field 3
+        return ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        pass
+    import psutil
 
-
-def _proc_start(pid: int) -> int | None:
-    """Start time of a process in clock ticks since boot (Linux; None elsewhere)."""
-    st = _proc_stat(pid)
     try:
-        return int(st[19]) if st else None  # field 22 of stat; [0] is field 3 (state)
-    except (IndexError, ValueError):
+        return psutil.Process(pid).create_time()
+    except (psutil.Error, OSError):
         return None
 
 
-def _pid_alive(pid: int, start: int | None = None) -> bool:
-    """Is ``pid`` a running process (and, when ``start`` is given, the same one)?"""
+def _pid_alive(pid: int, start: float | None = None) -> bool:
+    """Is ``pid`` a running process (and, when ``start`` is given, the same process)?
+
+    Zombies (killed, not yet reaped) are dead; a pid whose process was created at another
+    time than ``start`` has been reused by the system. Uses psutil (never ``os.kill``, which
+    on Windows would terminate the process).
+    """
+    import psutil
+
     if pid == os.getpid():
         return True
     if pid <= 0:
         return False
-    st = _proc_stat(pid)
-    if st is not None:  # Linux: zombies are dead; a different start time is a reused pid
-        if st[0] in ("Z", "X"):
-            return False
-        if start is not None and _proc_start(pid) not in (None, start):
-            return False
-        return True
-    if Path("/proc/self/stat").exists():  # /proc exists but not this pid: gone
-        return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        proc = psutil.Process(pid)
+        if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            return False
+        if start is not None:
+            now = _proc_start(pid)
+            if now is not None and abs(now - start) > 1e-3:
+                return False
+        return True
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except (psutil.AccessDenied, OSError):  # exists, owned by someone else
         return True
-    except OSError:  # Windows: os.kill(pid, 0) is not a probe; assume alive
-        return True
-    return True
 
 
 def prepare_output_dir(out_dir: Path, *, overwrite: bool, resume: bool) -> None:
     """Create/check the output folder; refuse to replace a finished run without ``overwrite``."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError(f"output path {out_dir} exists and is not a folder. Choose another output_dir.")
+        raise OutputError(
+            f"output path {out_dir} exists and is not a folder. Choose another output_dir."
+        )
     finished = (out_dir / "run.json").exists()
     if finished and not (overwrite or resume):
         raise OutputError(
             f"output folder {out_dir} already holds a finished run (run.json). "
-            "Pass --overwrite to replace it, --resume to reuse finished tiles, or choose another output_dir."
+            "Pass --overwrite to replace it, --resume to reuse finished tiles, or choose another "
+            "output_dir."
         )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -305,8 +327,8 @@ def tile_rasters(ctx: RunContext) -> list[tuple[str, object]]:
         out += [(f"ndvi:{f.date.isoformat()}", f.info) for f in fc.series.files]
         for name, src in sorted(fc.climate.items()):
             out += [(f"climate:{name}:{i}", info) for i, info in enumerate(src.rasters)]
-        out += [(role, info) for role, info in (("ndvi_min", fc.ndvi_min_px), ("ndvi_max", fc.ndvi_max_px))
-                if info is not None]
+        bounds = (("ndvi_min", fc.ndvi_min_px), ("ndvi_max", fc.ndvi_max_px))
+        out += [(role, info) for role, info in bounds if info is not None]
     return out
 
 
@@ -354,7 +376,8 @@ def _hash_raster_window(h, info, crs, transform, shape, bounds) -> None:
     from .rasterio_io import is_aligned
 
     header = [info.crs.to_wkt() if info.crs else None, list(info.transform)[:6], info.width,
-              info.height, info.count, info.dtype, info.nodata, list(info.scales), list(info.offsets)]
+              info.height, info.count, info.dtype, info.nodata, list(info.scales),
+              list(info.offsets)]
     h.update(json.dumps(header, default=str).encode())
     ny, nx = shape
     t = info.transform
@@ -496,7 +519,8 @@ def _tile_task(ctx: RunContext, tile: str, out_dir: str, run_fp: str, resume: bo
             rec = _load_record(out, tile, run_fp, in_hash)
             if rec is not None:
                 return TileOutcome(tile, rec, reused=True)
-        _record_path(out, tile).unlink(missing_ok=True)  # a record only ever describes finished outputs
+        # a record only ever describes finished outputs
+        _record_path(out, tile).unlink(missing_ok=True)
         result = run_tile(ctx, tid, out)
         _save_record(out, result, run_fp, in_hash)
         return TileOutcome(tile, result)
@@ -523,7 +547,8 @@ def _execute(ctx: RunContext, tiles: list[str], out_dir: Path, run_fp: str, *, r
     from dask.callbacks import Callback
 
     dctx = dask.delayed(ctx, pure=True, traverse=False)
-    tasks = [dask.delayed(_tile_task, pure=False)(dctx, t, str(out_dir), run_fp, resume) for t in tiles]
+    task = dask.delayed(_tile_task, pure=False)
+    tasks = [task(dctx, t, str(out_dir), run_fp, resume) for t in tiles]
 
     class _CB(Callback):
         def _posttask(self, key, result, dsk, state, worker_id):
@@ -547,12 +572,14 @@ def _connect(scheduler: str):
         return Client(scheduler, timeout="30s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as err:
         raise OutputError(
-            f"cannot connect to the Dask scheduler at {scheduler} ({str(err).splitlines()[0][:160]}). "
+            f"cannot connect to the Dask scheduler at {scheduler} "
+            f"({str(err).splitlines()[0][:160]}). "
             "Check the address (e.g. tcp://host:8786) and that the scheduler is running."
         ) from err
 
 
-def _execute_distributed(ctx, tiles, out_dir, run_fp, *, resume, client, progress) -> list[TileOutcome]:
+def _execute_distributed(ctx, tiles, out_dir, run_fp, *, resume, client,
+                         progress) -> list[TileOutcome]:
     from distributed import as_completed
 
     token = secrets.token_hex(4)
@@ -628,7 +655,8 @@ def run_project(
         if unknown:
             raise OutputError(
                 f"tiles {unknown} are not part of this run (project {project.path}); valid tiles: "
-                f"{', '.join(wanted[:20])}{' ...' if len(wanted) > 20 else ''}. Pass ids of this run's tiles."
+                f"{', '.join(wanted[:20])}{' ...' if len(wanted) > 20 else ''}. "
+                "Pass ids of this run's tiles."
             )
         wanted = [t for t in wanted if t in set(tiles)]
 
@@ -639,7 +667,8 @@ def run_project(
         stack.enter_context(_run_log(out_dir))
         if overwrite and not resume:
             _clear_previous(out_dir)
-        n_tmp = remove_temporaries(out_dir)  # left by a killed run (files are renamed when complete)
+        # left by a killed run (files are renamed when complete)
+        n_tmp = remove_temporaries(out_dir)
         if n_tmp:
             log.info("removed %d temporary file(s) of an interrupted run", n_tmp)
         checksums = input_checksums(ctx)
@@ -659,10 +688,11 @@ def run_project(
                      "reused (parameters and input data unchanged)" if o.reused else "computed")
         if failed:
             names = ", ".join(f"{f.tile} ({f.error})" for f in failed[:5])
-            more = f" and {len(failed) - 5} more (see {out_dir / 'tanhui.log'})" if len(failed) > 5 else ""
+            more = (f" and {len(failed) - 5} more (see {out_dir / 'tanhui.log'})"
+                    if len(failed) > 5 else "")
             raise RunFailedError(
-                f"{len(failed)} of {len(wanted)} tiles failed: {names}{more}. Finished tiles are kept in "
-                f"{out_dir}; fix the cause and rerun with --resume."
+                f"{len(failed)} of {len(wanted)} tiles failed: {names}{more}. Finished tiles are "
+                f"kept in {out_dir}; fix the cause and rerun with --resume."
             )
         all_results = sorted(reused + done, key=lambda r: r.tile)
         tables = assemble_tables(ctx, all_results)
