@@ -489,6 +489,26 @@ def test_property_npp_numba_equals_reference_and_rules(data):
 
 @PROPS
 @given(data=st.data())
+def test_property_uniform_climate_shortcut_equals_per_pixel(data):
+    """Climate given as 12 values: the once-per-month water stress gives the same bits as the
+    per-pixel kernel, and matches the NumPy reference."""
+    x = data.draw(tiles())
+    ny, nx = x["classes"].shape
+    opts = data.draw(options(ny, nx))
+    t12 = data.draw(hnp.arrays(np.float32, 12, elements=_f32(-25.0, 30.0)))
+    p12 = data.draw(hnp.arrays(np.float32, 12, elements=_f32(0.0, 250.0)))
+    t = np.broadcast_to(t12[:, None, None], (12, ny, nx))
+    p = np.broadcast_to(p12[:, None, None], (12, ny, nx))
+    args = (x["ndvi"], t, p, x["sol"], x["classes"])
+    fast = casa.casa_npp_numba(*args, **KW, **opts, uniform_climate=True)
+    per_pixel = casa.casa_npp_numba(*args, **KW, **opts)
+    np.testing.assert_array_equal(fast, per_pixel)
+    ref = casa.casa_npp_reference(*args, **KW, **opts)
+    assert_allclose(fast, ref, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+@PROPS
+@given(data=st.data())
 def test_property_fpar_numba_equals_reference(data):
     x = data.draw(tiles())
     ny, nx = x["classes"].shape

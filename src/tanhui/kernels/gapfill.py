@@ -13,7 +13,7 @@ import numpy as np
 MIN_VALID_MONTHS = 6
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _gapfill_kernel(x, min_valid, out):
     nt, ny, nx = x.shape
     for i in range(ny):

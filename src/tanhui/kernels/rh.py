@@ -106,7 +106,7 @@ def _rh_args(t, p, days_per_month, precip, year):
     return tt, pp, days, _precip_divisor(precip, days)
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _rh_kernel(t, p, days, precip_div, out):
     nt, ny, nx = t.shape
     for i in range(ny):
@@ -230,7 +230,7 @@ def _nep_args(npp, rh, classes, vegetated):
             np.ascontiguousarray(c), v)
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _nep_kernel(npp, rh, classes, vegetated, out):
     nt, ny, nx = npp.shape
     n_classes = vegetated.shape[0]

@@ -20,7 +20,7 @@ N_POOLS = 4
 POOLS = ("above", "below", "soil", "dead")
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _stock_kernel(codes, pool_lut, out):
     # out: (5, ny, nx) = 4 pools + total; codes outside the LUT are nodata.
     ny, nx = codes.shape
@@ -75,7 +75,7 @@ def stock_reference(codes: np.ndarray, pool_lut: np.ndarray) -> np.ndarray:
     return np.concatenate([pools, total[None]], axis=0)
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _change_kernel(total_t1, total_t2, years, out):
     # out: (2, ny, nx) = change, annual rate
     ny, nx = total_t1.shape
