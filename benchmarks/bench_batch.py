@@ -111,58 +111,6 @@ def ensure_batch_inputs(workdir: Path, resolution: int) -> Path:
     return demo_dir / "project.toml"
 
 
-def batch_project(project: Path, grid) -> tuple[Path, dict[str, int]]:
-    """``project_batch.toml`` next to ``project``: the demo project, except that zone layers
-    whose polygons become invalid once reprojected to the grid CRS are replaced by a copy in
-    the grid CRS with those polygons repaired (``make_valid``, polygonal part).
-
-    Work-around: tanhui repairs zone polygons in their own CRS (``context.read_polygon_layer``)
-    and then reprojects them, which can make a valid lon/lat polygon self-intersect in the
-    grid CRS; ``zonal.tile_coverage`` then refuses it and the run fails. Returns the project
-    file and the number of polygons repaired per zone layer.
-    """
-    import re
-    import tomllib
-
-    import geopandas as gpd
-    from shapely import make_valid
-    from shapely.geometry import MultiPolygon, Polygon
-
-    def polygonal(g):
-        if g is None or g.geom_type in ("Polygon", "MultiPolygon"):
-            return g
-        parts = []
-        for p in getattr(g, "geoms", []):
-            if p.geom_type == "Polygon":
-                parts.append(p)
-            elif p.geom_type == "MultiPolygon":
-                parts.extend(p.geoms)
-        return MultiPolygon(parts) if parts else Polygon()
-
-    text = project.read_text(encoding="utf-8")
-    doc = tomllib.loads(text)
-    repaired: dict[str, int] = {}
-    fixed_files: dict[str, str] = {}
-    for z in doc.get("zones", []):
-        src = project.parent / z["path"]
-        gdf = gpd.read_file(src, **({"layer": z["layer"]} if z.get("layer") else {}))
-        gdf = gdf.to_crs(grid.crs)
-        bad = ~gdf.geometry.is_valid
-        repaired[z.get("kind", z.get("layer", z["path"]))] = int(bad.sum())
-        dst = src.with_name(src.stem + "_gridcrs" + src.suffix)
-        gdf.loc[bad, "geometry"] = gdf.geometry[bad].apply(lambda g: polygonal(make_valid(g)))
-        if z["path"] not in fixed_files and dst.exists():
-            dst.unlink()
-        gdf.to_file(dst, layer=z.get("layer") or src.stem, driver="GPKG")
-        fixed_files[z["path"]] = str(dst.relative_to(project.parent))
-    if any(repaired.values()):
-        for old, new in fixed_files.items():
-            text = re.sub(rf'(?m)^path = "{re.escape(old)}"$', f'path = "{new}"', text)
-    dst = project.with_name("project_batch.toml")
-    dst.write_text(text, encoding="utf-8")
-    return dst, repaired
-
-
 def inner_tile(project: Path, grid) -> tuple[str, float]:
     """A tile fully inside the county polygons (the one nearest their centroid); its
     pixels-in-counties count."""
@@ -171,7 +119,8 @@ def inner_tile(project: Path, grid) -> tuple[str, float]:
     import geopandas as gpd
 
     doc = tomllib.loads(project.read_text(encoding="utf-8"))
-    union = gpd.read_file(project.parent / doc["regions"]["path"]).to_crs(grid.crs).geometry.union_all()
+    regions = gpd.read_file(project.parent / doc["regions"]["path"])
+    union = regions.to_crs(grid.crs).geometry.union_all()
     tids = grid.tiles_intersecting(union, grid.crs)
     inside = [t for t in tids if union.contains(grid.tile_polygon(t))]
     pool = inside or sorted(tids, key=lambda t: -union.intersection(grid.tile_polygon(t)).area)[:1]
@@ -318,9 +267,7 @@ def benchmark(resolution: int, workdir: Path, *, floor_1: bool, profile: bool, k
 
     workdir.mkdir(parents=True, exist_ok=True)
     grid = TileGrid.load(DEMO_GRIDS[resolution])
-    project, zones_repaired = batch_project(ensure_batch_inputs(workdir, resolution), grid)
-    if any(zones_repaired.values()):
-        print(f"zone polygons invalid in the grid CRS, repaired in {project.name}: {zones_repaired}")
+    project = ensure_batch_inputs(workdir, resolution)  # the demo project as written
     doc = tomllib.loads(project.read_text(encoding="utf-8"))
     zone_kinds = [z.get("kind", z.get("layer")) for z in doc.get("zones", [])]
     px_counties = pixels_in_polygons(project, grid)
@@ -359,8 +306,8 @@ def benchmark(resolution: int, workdir: Path, *, floor_1: bool, profile: bool, k
                                     workdir / "batch_floor_result.json")
         res.update(peak_gib=peak, load=load, workers=workers)
         floors[workers] = res
-        print(f"  {res['floor_s']:.1f} s, peak {peak:.2f} GiB, load avg {load['min']}-{load['max']}",
-              flush=True)
+        print(f"  {res['floor_s']:.1f} s, peak {peak:.2f} GiB, "
+              f"load avg {load['min']}-{load['max']}", flush=True)
         shutil.rmtree(floor_dir, ignore_errors=True)
 
     floor(2)
@@ -402,7 +349,7 @@ def benchmark(resolution: int, workdir: Path, *, floor_1: bool, profile: bool, k
                       f"(8 counties, {len(zone_kinds)} zone layers), synthetic Horqin demo"),
         "date": now(), "resolution_m": resolution, "machine": machine_info(),
         "tanhui_src": str(Path(sys.modules["tanhui"].__file__).parent),
-        "zone_layers": zone_kinds, "zone_polygons_repaired_in_grid_crs": zones_repaired,
+        "zone_layers": zone_kinds,
         "tile_shape": list(grid.tile_shape),
         "pixels_in_counties": round(px_counties), "one_tile": tile,
         "one_tile_pixels_in_counties": round(tile_px_counties),
@@ -458,8 +405,14 @@ def report(r: dict) -> None:
     print(f"\nratio to I/O floor: {f['ratio_to_floor_w2']:.2f} (2 workers)"
           + (f", {f['ratio_to_floor_w1']:.2f} (1 worker)" if f["ratio_to_floor_w1"] else ""))
     print(f"speed-up 2 workers over 1: {f['speedup_2_over_1']:.2f}")
+    l1, l2 = r["runs"]["full_w1"]["load"]["mean"], r["runs"]["full_w2"]["load"]["mean"]
+    if l2 - 1.0 > r["machine"]["cpus"] or abs(l2 - l1) > 1.0:
+        print(f"  caution: mean load average {l1} (1 worker) vs {l2} (2 workers) on "
+              f"{r['machine']['cpus']} CPUs - other jobs shared the cores; the speed-up and "
+              "2-worker times are not representative of an idle machine")
     print(f"time per pixel, 1 worker: one tile {f['us_per_px_one_tile_w1']:.2f} us vs full "
-          f"{f['us_per_px_full_w1']:.2f} us per tile pixel (ratio {f['per_px_ratio_one_over_full']:.2f}); "
+          f"{f['us_per_px_full_w1']:.2f} us per tile pixel "
+          f"(ratio {f['per_px_ratio_one_over_full']:.2f}); "
           f"per pixel in counties {f['us_per_county_px_one_tile_w1']:.2f} vs "
           f"{f['us_per_county_px_full_w1']:.2f} us")
     print()
@@ -468,7 +421,8 @@ def report(r: dict) -> None:
     p = r.get("profile")
     if p:
         print(f"\nprofile of run_tile on tile {p['tile']} (1 thread, cProfile, after warm-up): "
-              f"{p['run_tile_s']:.1f} s, {p['n_outputs']} rasters, {p['n_partials']} partial tables, "
+              f"{p['run_tile_s']:.1f} s, {p['n_outputs']} rasters, "
+              f"{p['n_partials']} partial tables, "
               f"load avg {p['load']['mean']}")
         rows = [(x["phase"], str(x["calls"]), f"{x['seconds']:.2f}",
                  f"{100 * x['seconds'] / p['run_tile_s']:.0f} %") for x in p["phases"]]
