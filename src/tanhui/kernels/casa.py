@@ -901,47 +901,104 @@ def water_stress_reference(
 @numba.njit(nogil=True, cache=True)
 def _casa_npp_kernel(ndvi, t, p, sol, classes, eps_max, ndvi_min, ndvi_max, sr_min, sr_max,
                      vegetated, min_px, max_px, has_min, has_max, topt_month, has_month,
-                     par_fraction, water_code, we_month, out):
+                     par_fraction, water_code, uniform, we_month, out):
+    # Row by row, months in the middle loop and pixels innermost, so that every array is read
+    # along contiguous memory (a pixel's 12 months lie ny*nx values apart). Per-pixel terms
+    # (class checks, NaN in any month, Topt, heat index) go into row buffers first.
+    # ``uniform``: T and P are the same on every pixel; Te1, Te2 and We then come from
+    # tables computed with the same scalar functions (identical numbers).
     nt, ny, nx = ndvi.shape
     n_classes = eps_max.shape[0]
+    state = np.empty(nx, np.int8)  # 0: NaN out, 1: 0 out (not vegetated), 2: compute
+    best = np.empty(nx, np.int64)  # month index of Topt
+    best_ndvi = np.empty(nx, np.float32)
+    heat = np.zeros(nx)
+    bnd = np.empty((4, nx))
+    te1 = np.empty(nx)
+    topt = np.empty(nx)
+    te2_half = np.empty(nx)  # the ½·Te2(Topt) of months outside [Topt - 13, Topt + 10]
+    a_exp = np.empty(nx)
+    scale = np.empty(nx)
+    te1_tab = np.empty(nt)
+    te2_tab = np.empty((nt, nt))
+    if uniform:
+        for b in range(nt):
+            tb = np.float64(t[b, 0, 0])
+            te1_tab[b] = _te1_scalar(tb)
+            for k in range(nt):
+                te2_tab[b, k] = _te2_scalar(np.float64(t[k, 0, 0]), tb)
     for i in range(ny):
         for j in range(nx):
             c = classes[i, j]
             if c <= 0 or c >= n_classes or np.isnan(eps_max[c]):
-                _fill_pixel(out, i, j, np.nan)  # nodata or class without parameters
+                state[j] = 0  # nodata or class without parameters
+            elif not vegetated[c]:
+                state[j] = 1  # water, built-up, snow: NPP not computed
+            else:
+                state[j] = 2
+            heat[j] = 0.0
+            best[j] = 0
+        for k in range(nt):
+            for j in range(nx):
+                if state[j] != 2:
+                    continue
+                nd = ndvi[k, i, j]
+                tk = t[k, i, j]
+                if np.isnan(nd) or np.isnan(tk) or np.isnan(p[k, i, j]) or np.isnan(sol[k, i, j]):
+                    state[j] = 0
+                    continue
+                if k == 0 or nd > best_ndvi[j]:  # strict: ties keep the first month
+                    best[j] = k
+                    best_ndvi[j] = nd
+                if water_code == 1 and not uniform:
+                    tk64 = np.float64(tk)
+                    if tk64 > 0.0:
+                        heat[j] += (tk64 / 5.0) ** THORNTHWAITE_EXP_HEAT
+        for j in range(nx):
+            if state[j] != 2:
                 continue
-            if not vegetated[c]:
-                _fill_pixel(out, i, j, 0.0)  # water, built-up, snow: NPP not computed
-                continue
-            if (_pixel_has_nan(ndvi, i, j) or _pixel_has_nan(t, i, j)
-                    or _pixel_has_nan(p, i, j) or _pixel_has_nan(sol, i, j)):
-                _fill_pixel(out, i, j, np.nan)
-                continue
+            c = classes[i, j]
             nmin, nmax, smin, smax = _pixel_bounds(c, i, j, ndvi_min, ndvi_max, sr_min, sr_max,
                                                    min_px, max_px, has_min, has_max)
             if not _bounds_ok(nmin, nmax, smin, smax):
-                _fill_pixel(out, i, j, np.nan)
+                state[j] = 0
                 continue
-            topt = _topt_pixel(ndvi, t, i, j, topt_month, has_month)
-            te1 = _te1_scalar(topt)
-            heat = 0.0
-            a = 0.0
-            if water_code == 1:
-                heat = _heat_index(t, i, j)
-                a = _thornthwaite_a(heat)
-            scale = par_fraction * eps_max[c]
-            for k in range(nt):
+            bnd[0, j], bnd[1, j], bnd[2, j], bnd[3, j] = nmin, nmax, smin, smax
+            if has_month and topt_month[i, j] > 0:
+                best[j] = topt_month[i, j] - 1
+            topt[j] = np.float64(t[best[j], i, j])
+            te1[j] = te1_tab[best[j]] if uniform else _te1_scalar(topt[j])
+            te2_half[j] = 0.5 * _te2_raw_scalar(topt[j], topt[j])
+            if water_code == 1 and not uniform:
+                a_exp[j] = _thornthwaite_a(heat[j])
+            scale[j] = par_fraction * eps_max[c]
+        for k in range(nt):
+            for j in range(nx):
+                s = state[j]
+                if s == 0:
+                    out[k, i, j] = np.nan
+                    continue
                 tk = np.float64(t[k, i, j])
-                if tk <= TE1_FROZEN_C or te1 == 0.0:
+                if s == 1 or tk <= TE1_FROZEN_C or te1[j] == 0.0:
                     out[k, i, j] = 0.0
                     continue
-                fpar = _fpar_scalar(np.float64(ndvi[k, i, j]), nmin, nmax, smin, smax)
+                fpar = _fpar_scalar(np.float64(ndvi[k, i, j]), bnd[0, j], bnd[1, j], bnd[2, j],
+                                    bnd[3, j])
                 we = WE_MAX
                 if water_code == 1:
-                    we = _we_zhou_zhang(tk, np.float64(p[k, i, j]), heat, a)
-                elif water_code == 2:
-                    we = we_month[k]  # precomputed: climate is the same on every pixel
-                out[k, i, j] = sol[k, i, j] * fpar * scale * te1 * _te2_scalar(tk, topt) * we
+                    if uniform:
+                        we = we_month[k]
+                    else:
+                        we = _we_zhou_zhang(tk, np.float64(p[k, i, j]), heat[j], a_exp[j])
+                if uniform:
+                    te2 = te2_tab[best[j], k]
+                else:  # _te2_scalar, with the per-pixel half value computed once
+                    d = tk - topt[j]
+                    if d > TE2_HALF_ABOVE_C or d < -TE2_HALF_BELOW_C:
+                        te2 = te2_half[j]
+                    else:
+                        te2 = _te2_raw_scalar(tk, topt[j])
+                out[k, i, j] = sol[k, i, j] * fpar * scale[j] * te1[j] * te2 * we
 
 
 def _npp_args(ndvi, t, p, sol, classes, eps_max, ndvi_min, ndvi_max, sr_min, sr_max, vegetated,
@@ -1022,8 +1079,8 @@ def casa_npp_numba(
         Fix Topt to the temperature of this month (per-region option).
     uniform_climate : bool
         The caller promises that ``t`` and ``p`` are the same on every pixel (climate given
-        as 12 monthly values): the water stress is then computed once per month. Same
-        numbers, about twice as fast.
+        as 12 monthly values): Te1, Te2 and We are then computed once per month and
+        Topt month. Same numbers, several times faster.
 
     Returns
     -------
@@ -1048,18 +1105,19 @@ def casa_npp_numba(
     a = _npp_args(ndvi, t, p, sol, classes, eps_max, ndvi_min, ndvi_max, sr_min, sr_max,
                   vegetated, par_fraction, water_stress, ndvi_min_px, ndvi_max_px, topt_month)
     v = a["vec"]
-    code, we_month = a["water_code"], np.ones(N_MONTHS)
-    if uniform_climate and code == 1:
-        # Same T and P on every pixel (12 monthly values): We is a function of the month only;
-        # compute it once with the same arithmetic instead of once per pixel.
-        t12, p12 = a["t"][:, :1, :1], a["p"][:, :1, :1]
-        if not (np.isnan(t12).any() or np.isnan(p12).any()):
-            code, we_month = 2, water_stress_monthly_vector(t12, p12)
+    uniform, we_month = False, np.ones(N_MONTHS)
+    t12, p12 = a["t"][:, :1, :1], a["p"][:, :1, :1]
+    if uniform_climate and a["t"].size and not (np.isnan(t12).any() or np.isnan(p12).any()):
+        # Same T and P on every pixel (12 monthly values): Te1, Te2 and We are functions of
+        # the month and the Topt month only; compute them once with the same arithmetic.
+        uniform = True
+        if a["water_code"] == 1:
+            we_month = water_stress_monthly_vector(t12, p12)
     out = np.empty(a["ndvi"].shape, dtype=np.float32)
     _casa_npp_kernel(a["ndvi"], a["t"], a["p"], a["sol"], a["classes"], v["eps_max"],
                      v["ndvi_min"], v["ndvi_max"], v["sr_min"], v["sr_max"], a["vegetated"],
                      a["min_px"], a["max_px"], a["has_min"], a["has_max"], a["months"],
-                     a["has_month"], a["par_fraction"], code, we_month, out)
+                     a["has_month"], a["par_fraction"], a["water_code"], uniform, we_month, out)
     return out
 
 

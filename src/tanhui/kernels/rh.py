@@ -108,16 +108,18 @@ def _rh_args(t, p, days_per_month, precip, year):
 
 @numba.njit(nogil=True, cache=True)
 def _rh_kernel(t, p, days, precip_div, out):
+    # row by row with pixels innermost: contiguous reads (a pixel's months are ny*nx apart)
     nt, ny, nx = t.shape
+    bad = np.empty(nx, np.bool_)
     for i in range(ny):
-        for j in range(nx):
-            bad = False
-            for k in range(nt):
+        bad[:] = False
+        for k in range(nt):
+            for j in range(nx):
                 if np.isnan(t[k, i, j]) or np.isnan(p[k, i, j]):
-                    bad = True
-                    break
-            for k in range(nt):
-                if bad:
+                    bad[j] = True
+        for k in range(nt):
+            for j in range(nx):
+                if bad[j]:
                     out[k, i, j] = np.nan
                     continue
                 r = np.float64(p[k, i, j]) / precip_div[k]
@@ -234,12 +236,14 @@ def _nep_args(npp, rh, classes, vegetated):
 def _nep_kernel(npp, rh, classes, vegetated, out):
     nt, ny, nx = npp.shape
     n_classes = vegetated.shape[0]
+    masked = np.empty(nx, np.bool_)
     for i in range(ny):
         for j in range(nx):
             c = classes[i, j]
-            masked = c <= 0 or c >= n_classes or not vegetated[c]
-            for k in range(nt):
-                out[k, i, j] = np.nan if masked else npp[k, i, j] - rh[k, i, j]
+            masked[j] = c <= 0 or c >= n_classes or not vegetated[c]
+        for k in range(nt):  # pixels innermost: contiguous reads
+            for j in range(nx):
+                out[k, i, j] = np.nan if masked[j] else npp[k, i, j] - rh[k, i, j]
 
 
 def nep_numba(
