@@ -30,7 +30,14 @@ Records and resume
     hash (reads only, no kernels, no writes) and returns the stored record when both
     fingerprints match and every output raster is present with its recorded size; otherwise it
     deletes the stale record and recomputes the tile. The manifest (``run.json``) still lists
-    size and SHA-256 of every input file.
+    size and SHA-256 of every input file; these whole-file checksums are computed in a
+    background thread while the tiles run (joined after them, and on every failure path) and
+    play no part in resume.
+
+Disk full
+    ENOSPC/EDQUOT while writing a tile, the tables or ``run.json`` stops the run with one
+    message ("disk full while writing <file>; ... rerun with --resume"); finished tiles and
+    their records are kept. Disk-full tile errors are not retried on a cluster.
 
 Crash safety
     Tile tasks are idempotent: a tile's record is removed before the tile is recomputed and
@@ -45,6 +52,7 @@ Crash safety
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -54,6 +62,7 @@ import platform
 import re
 import secrets
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +72,7 @@ import pandas as pd
 
 from . import __version__
 from .context import RunContext, build_context
-from .errors import OutputError, RunFailedError, TanhuiError
+from .errors import InputFileError, OutputError, RunFailedError, TanhuiError
 from .grid import TileId
 from .outputs import sha256_file, write_json
 from .project import Project, load_project
@@ -76,6 +85,39 @@ RECORD_FORMAT = 2  # records of format 1 (one run-wide fingerprint) are recomput
 _WARP_MARGIN_PX = 3
 # temporary files of outputs.atomic_path: .<name>.<12 hex>.tmp, plus driver sidecars
 _TMP_RE = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp(?:[.\-].*)?$")
+_DISK_FULL_ERRNOS = {errno.ENOSPC} | ({errno.EDQUOT} if hasattr(errno, "EDQUOT") else set())
+_DISK_FULL_TEXTS = ("no space left on device", "disk quota exceeded")
+
+
+def disk_full_error(err: BaseException) -> OSError | None:
+    """The "disk full" error (ENOSPC, EDQUOT, or GDAL's message for them) in ``err`` or its
+    causes, or None."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _DISK_FULL_ERRNOS:
+            return err
+        if any(t in str(err).lower() for t in _DISK_FULL_TEXTS):
+            return err if isinstance(err, OSError) else OSError(errno.ENOSPC, str(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def disk_full_message(where: object) -> str:
+    """The one line for a full disk (or exhausted quota) while writing ``where``."""
+    return (f"disk full while writing {where}; free space (or choose another output_dir) and "
+            "rerun with --resume")
+
+
+def _written_file(err: OSError, default: Path) -> Path:
+    """The file a failed write was for: the error's file name, a temporary file
+    (``.<name>.<random>.tmp``) named by its final name, or ``default``."""
+    name = getattr(err, "filename", None)
+    if not name:
+        return default
+    p = Path(os.fsdecode(name))
+    m = re.match(r"^\.(.+)\.[0-9a-f]{12}\.tmp", p.name) if _TMP_RE.match(p.name) else None
+    return p.with_name(m.group(1)) if m else p
 
 
 @dataclass
@@ -110,8 +152,17 @@ class OutputLock:
             except FileExistsError:
                 self._remove_if_stale()
                 continue
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.token)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(self.token)
+            except OSError as err:
+                self.path.unlink(missing_ok=True)
+                if disk_full_error(err):
+                    raise OutputError(
+                        f"output folder {self.path.parent}: disk full (cannot even write the "
+                        f"lock file {self.path.name}). Free space or choose another output_dir."
+                    ) from err
+                raise
             return self
         raise OutputError(
             f"output folder {self.path.parent} is locked ({self.path} keeps reappearing); another "
@@ -256,6 +307,11 @@ def prepare_output_dir(out_dir: Path, *, overwrite: bool, resume: bool) -> None:
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as err:
+        if disk_full_error(err):
+            raise OutputError(
+                f"output folder {out_dir}: disk full ({err.strerror or err}). Free space or "
+                "choose another output_dir."
+            ) from err
         raise OutputError(
             f"output folder {out_dir} is not writable ({err.strerror}). Fix its permissions or "
             "choose another output_dir."
@@ -274,8 +330,17 @@ def remove_temporaries(out_dir: Path) -> int:
 
 # --- fingerprints ------------------------------------------------------------------------
 
-def input_checksums(ctx: RunContext) -> dict[str, dict]:
-    """Size and SHA-256 of every input file (land cover, vectors, tables, NDVI, climate)."""
+class _ChecksumsStopped(Exception):
+    pass
+
+
+def input_checksums(ctx: RunContext, stop: threading.Event | None = None) -> dict[str, dict]:
+    """Size and SHA-256 of every input file (land cover, vectors, tables, NDVI, climate).
+
+    For the manifest (``run.json``) only; tile records use per-tile input hashes. An input
+    that has disappeared or become unreadable since validation raises :class:`InputFileError`.
+    ``stop`` (set by another thread) ends the work between two files.
+    """
     files: list[Path] = [info.path for _, info in ctx.epochs]
     files += [lay.path for lay in ctx.layers]
     files += [p for p in (ctx.table.path, getattr(ctx.legend, "path", None)) if p is not None]
@@ -283,14 +348,59 @@ def input_checksums(ctx: RunContext) -> dict[str, dict]:
         files += list(ctx.flux.input_files())
     out = {}
     for p in files:
+        if stop is not None and stop.is_set():
+            raise _ChecksumsStopped
         p = Path(p)
         if str(p) in out:
             continue
-        if p.is_file():
-            out[str(p)] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
-        elif p.is_dir():  # e.g. a shapefile folder
-            out[str(p)] = {"bytes": sum(f.stat().st_size for f in p.rglob("*") if f.is_file())}
+        try:
+            if p.is_file():
+                out[str(p)] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+            elif p.is_dir():  # e.g. a shapefile folder
+                out[str(p)] = {"bytes": sum(f.stat().st_size for f in p.rglob("*")
+                                            if f.is_file())}
+            elif not (str(p).startswith("/vsi") or "://" in str(p)):  # GDAL paths: not files
+                raise FileNotFoundError(errno.ENOENT, "file not found", str(p))
+        except OSError as err:
+            reason = getattr(err.__cause__, "strerror", None) or err.strerror or "not found"
+            raise InputFileError(
+                f"input file {p} cannot be read for the checksums of run.json ({reason}): it was "
+                "moved, deleted or made unreadable during the run. Restore it and rerun with "
+                "--resume (finished tiles are kept)."
+            ) from err
     return out
+
+
+class _BackgroundChecksums:
+    """:func:`input_checksums` in a thread, overlapping the tiles (file reads and hashlib
+    release the GIL). :meth:`result` joins and re-raises the thread's error; :meth:`close`
+    (on every exit path) stops it between two files and joins it."""
+
+    def __init__(self, ctx: RunContext):
+        self._stop = threading.Event()
+        self._result: dict | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(ctx,), daemon=True,
+                                        name="tanhui-input-checksums")
+        self._thread.start()
+
+    def _run(self, ctx: RunContext) -> None:
+        try:
+            self._result = input_checksums(ctx, self._stop)
+        except _ChecksumsStopped:
+            pass
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread
+            self._error = err
+
+    def result(self) -> dict:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _parameter_tables(ctx: RunContext) -> list[Path]:
@@ -495,6 +605,7 @@ class TileOutcome:
     result: object | None = None  # TileResult
     reused: bool = False
     error: str | None = None
+    disk_full: bool = False
 
     @property
     def n_pixels(self) -> int:  # pixels computed, for progress reporters (0 when reused)
@@ -527,6 +638,10 @@ def _tile_task(ctx: RunContext, tile: str, out_dir: str, run_fp: str, resume: bo
     except TanhuiError as err:
         return TileOutcome(tile, error=str(err))
     except Exception as err:  # report per tile; the finished tiles stay usable
+        full = disk_full_error(err)
+        if full is not None:  # not retried: another worker writes to the same disk
+            where = _written_file(full, out / "tiles")
+            return TileOutcome(tile, error=disk_full_message(where), disk_full=True)
         if reraise:
             raise
         return TileOutcome(tile, error=f"{type(err).__name__}: {err}")
@@ -671,8 +786,11 @@ def run_project(
         n_tmp = remove_temporaries(out_dir)
         if n_tmp:
             log.info("removed %d temporary file(s) of an interrupted run", n_tmp)
-        checksums = input_checksums(ctx)
-        run_fp = run_fingerprint(ctx, checksums)
+        # whole-file checksums for run.json, in a thread while the tiles run (~9 s for the
+        # 30 m demo); the fingerprint hashes the small parameter tables itself
+        checksum_job = _BackgroundChecksums(ctx)
+        stack.callback(checksum_job.close)  # stopped and joined on every exit path
+        run_fp = run_fingerprint(ctx, {})
         cb = progress or (lambda res, total=None: None)
         cb(None, total=len(wanted))
         t_compute = time.perf_counter()
@@ -686,6 +804,12 @@ def run_project(
         for o in sorted(outcomes, key=lambda o: o.tile):
             log.info("tile %s: %s", o.tile, "failed: " + o.error if o.error else
                      "reused (parameters and input data unchanged)" if o.reused else "computed")
+        full = [f for f in failed if f.disk_full]
+        if full:
+            raise RunFailedError(
+                f"{full[0].error} ({len(failed)} of {len(wanted)} tiles failed; finished tiles "
+                f"are kept in {out_dir})."
+            )
         if failed:
             names = ", ".join(f"{f.tile} ({f.error})" for f in failed[:5])
             more = (f" and {len(failed) - 5} more (see {out_dir / 'tanhui.log'})"
@@ -694,6 +818,7 @@ def run_project(
                 f"{len(failed)} of {len(wanted)} tiles failed: {names}{more}. Finished tiles are "
                 f"kept in {out_dir}; fix the cause and rerun with --resume."
             )
+        checksums = checksum_job.result()
         all_results = sorted(reused + done, key=lambda r: r.tile)
         tables = assemble_tables(ctx, all_results)
         timings = {
@@ -703,9 +828,18 @@ def run_project(
             "tiles_reused": len(reused),
         }
         manifest = build_manifest(ctx, checksums, run_fp, timings, workers, scheduler)
-        files, warnings_ = write_run_outputs(ctx, out_dir, tables, all_results, manifest)
-        manifest["timings"]["total_s"] = time.perf_counter() - t_start
-        write_json(manifest, out_dir / "run.json")
+        try:
+            files, warnings_ = write_run_outputs(ctx, out_dir, tables, all_results, manifest)
+            manifest["timings"]["total_s"] = time.perf_counter() - t_start
+            write_json(manifest, out_dir / "run.json")
+        except OSError as err:
+            full = disk_full_error(err)
+            if full is None:
+                raise
+            raise RunFailedError(
+                f"{disk_full_message(_written_file(full, out_dir))} (every tile is finished and "
+                f"kept in {out_dir})."
+            ) from err
     return RunSummary(out_dir=out_dir, tables=tables, files=files, manifest=manifest,
                       tiles_done=sorted(r.tile for r in done),
                       tiles_reused=sorted(r.tile for r in reused),
@@ -731,8 +865,12 @@ class _run_log:
             self.handler.handle(log.makeRecord("tanhui", logging.ERROR, __file__, 0,
                                                "run failed: %s", (exc[1],), None))
         log.removeHandler(self.handler)
-        self.handler.close()
         log.setLevel(self.level)
+        try:
+            self.handler.close()  # flushes: fails on a full disk
+        except OSError as err:
+            if exc[0] is None:  # do not hide the run's own error
+                log.warning("could not finish writing %s: %s", self.path, err.strerror or err)
         return False
 
 

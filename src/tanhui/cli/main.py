@@ -88,7 +88,8 @@ def _is_os_level(err: BaseException) -> bool:
     """An error of the operating system (errno set, or GDAL reporting a full disk), as opposed
     to library errors that merely subclass OSError (rasterio's RasterioIOError)."""
     return isinstance(err, OSError) and (
-        err.errno is not None or "no space left" in str(err).lower())
+        err.errno is not None or "no space left" in str(err).lower()
+        or "disk quota exceeded" in str(err).lower())
 
 
 def _output_dir_of(argv) -> str | None:
@@ -106,10 +107,11 @@ def _output_dir_of(argv) -> str | None:
 
 def describe_os_error(err: OSError, where: str | None = None) -> str:
     """One line for an operating-system error, naming the file and what to do."""
+    from ..runner import disk_full_error, disk_full_message
+
     where = where or err.filename or "the output folder"
-    if err.errno == errno.ENOSPC or "no space left" in str(err).lower():
-        return (f"disk full while writing {where}; free space or choose another output_dir, "
-                "then rerun with --resume to keep the finished tiles.")
+    if disk_full_error(err) is not None:  # ENOSPC, EDQUOT
+        return disk_full_message(where) + " (finished tiles are kept)."
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return (f"cannot write or read {where}: {err.strerror}. Fix the permissions (or the "
                 "read-only mount) or choose another output_dir.")
