@@ -15,7 +15,9 @@ from .report import print_summary, progress_reporter
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Threads on this machine (Dask local scheduler). Default: [run] workers.")
 @click.option("--scheduler", metavar="ADDRESS", default=None,
-              help="Run on an existing Dask distributed cluster, e.g. tcp://10.0.0.5:8786.")
+              help="Run on an existing Dask distributed cluster, e.g. tcp://10.0.0.5:8786. "
+                   "All workers must see the input files and the output folder at the same "
+                   "paths as this machine (shared storage).")
 @click.option("--resume", is_flag=True, help="Reuse tiles finished by an earlier, interrupted run.")
 @click.option("--overwrite", is_flag=True, help="Replace a finished run in the output folder.")
 @click.option("--tiles", default=None, help="Comma-separated tile ids to compute (e.g. T003_004).")
