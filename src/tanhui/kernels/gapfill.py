@@ -16,17 +16,22 @@ MIN_VALID_MONTHS = 6
 @numba.njit(nogil=True, cache=True)
 def _gapfill_kernel(x, min_valid, out):
     nt, ny, nx = x.shape
+    n_valid = np.empty(nx, np.int64)
     for i in range(ny):
+        # copy and count valid months with pixels innermost (contiguous reads)
+        n_valid[:] = 0
+        for k in range(nt):
+            for j in range(nx):
+                v = x[k, i, j]
+                out[k, i, j] = v
+                if not np.isnan(v):
+                    n_valid[j] += 1
         for j in range(nx):
-            n_valid = 0
-            for k in range(nt):
-                out[k, i, j] = x[k, i, j]
-                if not np.isnan(x[k, i, j]):
-                    n_valid += 1
-            if n_valid == nt or n_valid < min_valid:
-                if n_valid < min_valid:
-                    for k in range(nt):
-                        out[k, i, j] = np.nan
+            if n_valid[j] == nt:
+                continue
+            if n_valid[j] < min_valid:
+                for k in range(nt):
+                    out[k, i, j] = np.nan
                 continue
             for k in range(nt):
                 if not np.isnan(x[k, i, j]):
