@@ -20,6 +20,7 @@ import pandas as pd
 import pyogrio
 import pytest
 import rasterio
+import rasterio.shutil
 from numpy.testing import assert_allclose, assert_array_equal
 from pyproj import CRS as ProjCRS
 from pyproj import Transformer
@@ -165,6 +166,115 @@ def test_cog_class_raster_keeps_codes_in_overviews(tmp_path):
         assert set(np.unique(ovr.read(1))) <= {0, 1, 7, 11}
 
 
+def _tiff_ifds(raw: bytes) -> list[dict[int, list[int]]]:
+    """The IFDs of a little-endian TIFF or BigTIFF, in file order, read from the bytes alone.
+
+    Each IFD maps tag -> values, plus key -1 -> the IFD's own offset.
+    """
+    import struct
+
+    big = raw[2:4] == b"+\x00"
+    assert raw[:2] == b"II" and raw[2:4] in (b"*\x00", b"+\x00")
+    sizes = {1: 1, 2: 1, 3: 2, 4: 4, 6: 1, 7: 1, 8: 2, 9: 4, 11: 4, 12: 8, 16: 8, 17: 8}
+    codes = {1: "B", 2: "B", 3: "H", 4: "I", 6: "b", 7: "B", 8: "h", 9: "i", 11: "f",
+             12: "d", 16: "Q", 17: "q"}
+    off = struct.unpack_from("<Q", raw, 8)[0] if big else struct.unpack_from("<I", raw, 4)[0]
+    ifds = []
+    while off:
+        n = struct.unpack_from("<Q" if big else "<H", raw, off)[0]
+        pos = off + (8 if big else 2)
+        entry, inline = (20, 8) if big else (12, 4)
+        tags: dict[int, list[int]] = {-1: [off]}
+        for k in range(n):
+            e = pos + k * entry
+            tag, typ = struct.unpack_from("<HH", raw, e)
+            count = struct.unpack_from("<Q" if big else "<I", raw, e + 4)[0]
+            vpos = e + (12 if big else 8)
+            if count * sizes[typ] > inline:
+                vpos = struct.unpack_from("<Q" if big else "<I", raw, vpos)[0]
+            tags[tag] = list(struct.unpack_from(f"<{count}{codes[typ]}", raw, vpos))
+        ifds.append(tags)
+        off = struct.unpack_from("<Q" if big else "<I", raw, pos + n * entry)[0]
+    return ifds
+
+
+@pytest.mark.parametrize("kind", ["continuous", "classes"])
+def test_cog_layout_is_tiled_cog_with_overviews_and_bit_identical(tmp_path, kind):
+    # Independent of GDAL's report: walk the TIFF directories in the bytes. A COG has the
+    # full-resolution IFD first, then one reduced-resolution IFD per overview (halving,
+    # ceil), every IFD before any pixel data, all images tiled 512 x 512, and the pixel data
+    # of the smallest overview first and the full resolution last.
+    if kind == "continuous":
+        data = _float_stack((2085, 1500), seed=11)  # not multiples of 512; NaN = nodata
+        data[0, :4] = [np.float32(1e-38), -0.0, np.inf, -np.inf]
+        nodata, predictor = float("nan"), 3
+    else:
+        rng = np.random.default_rng(12)
+        data = rng.choice(np.array([0, 3, 21, 46], np.uint8), size=(2085, 1500))
+        nodata, predictor = 0, 1
+    path = write_cog(tmp_path / "x.tif", data, from_origin(X0, Y0, RES, RES), UTM51,
+                     nodata=nodata, band_names=["x"], units="1")
+    ifds = _tiff_ifds(path.read_bytes())
+    sizes = [(d[256][0], d[257][0]) for d in ifds]
+    assert sizes == [(1500, 2085), (750, 1043), (375, 522), (188, 261)]
+    assert [d.get(254, [0])[0] for d in ifds] == [0, 1, 1, 1]  # reduced-resolution images
+    for d in ifds:
+        assert d[322] == [512] and d[323] == [512]  # tiled 512 x 512 ...
+        assert 273 not in d  # ... not striped
+        assert d[259] == [8]  # Adobe DEFLATE
+        assert d.get(317, [1]) == [predictor]
+        tiles_across = -(-d[256][0] // 512) * -(-d[257][0] // 512)
+        assert len(d[324]) == len(d[325]) == tiles_across
+    ifd_offsets = [d[-1][0] for d in ifds]
+    data_starts = [min(o for o, n in zip(d[324], d[325]) if n) for d in ifds]
+    data_ends = [max(o + n for o, n in zip(d[324], d[325])) for d in ifds]
+    assert ifd_offsets == sorted(ifd_offsets) and max(ifd_offsets) < min(data_starts)
+    for smaller in range(len(ifds) - 1, 0, -1):  # smallest overview's data first
+        assert data_ends[smaller] <= data_starts[smaller - 1]
+    with rasterio.open(path) as src:
+        back = src.read(1)
+        assert src.overviews(1) == [2, 4, 8]
+    if kind == "continuous":
+        assert_array_equal(back.view(np.uint32), data.view(np.uint32))  # bit for bit
+    else:
+        assert_array_equal(back, data)
+
+
+def test_cog_overviews_match_gdal_cog_driver(tmp_path):
+    # The previous writer let GDAL's COG driver build the overviews; the first level is the
+    # same to the bit, and deeper levels average the full resolution (the COG driver
+    # averages the previous level, which weighs pixels unevenly next to nodata).
+    data = _float_stack((1300, 1100), seed=13, nan_fraction=0.3)
+    path = write_cog(tmp_path / "new.tif", data, from_origin(X0, Y0, RES, RES), UTM51,
+                     band_names=["x"], units="1")
+    old = tmp_path / "old.tif"
+    with rasterio.open(old, "w", driver="COG", width=1100, height=1300, count=1,
+                       dtype="float32", crs=UTM51, transform=from_origin(X0, Y0, RES, RES),
+                       nodata=float("nan"), blocksize=512, compress="DEFLATE",
+                       predictor="FLOATING_POINT", overview_resampling="AVERAGE") as dst:
+        dst.write(data, 1)
+    with rasterio.open(path) as a, rasterio.open(old) as b:
+        assert a.overviews(1) == b.overviews(1) == [2, 4]
+        assert_array_equal(a.read(1).view(np.uint32), b.read(1).view(np.uint32))
+    with rasterio.open(path, overview_level=0) as a, rasterio.open(old, overview_level=0) as b:
+        assert_array_equal(a.read(1).view(np.uint32), b.read(1).view(np.uint32))
+    with rasterio.open(path, overview_level=1) as a:
+        level2 = a.read(1)
+    blocks = data.reshape(325, 4, 275, 4).astype(np.float64)
+    expected = np.nanmean(blocks, axis=(1, 3))  # no 4 x 4 block is all nodata here
+    assert_allclose(level2, expected, rtol=1e-6, equal_nan=True)
+
+
+@pytest.mark.parametrize("level", [1, 6, 9])
+def test_cog_deflate_level_changes_size_not_values(tmp_path, level):
+    data = _float_stack((600, 700), seed=14)
+    path = write_cog(tmp_path / "x.tif", data, from_origin(X0, Y0, RES, RES), UTM51,
+                     band_names=["x"], units="1", level=level, num_threads=2)
+    with rasterio.open(path) as src:
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert_array_equal(src.read(1).view(np.uint32), data.view(np.uint32))
+
+
 def test_cog_small_raster_without_overviews(tmp_path):
     data = np.arange(12, dtype=np.float32).reshape(3, 4)
     path = write_cog(tmp_path / "s.tif", data, from_origin(X0, Y0, RES, RES), UTM51,
@@ -208,6 +318,9 @@ def test_cog_finite_nodata_replaces_nan(tmp_path):
         ({"array": np.zeros((1, 0, 4), np.float32)}, InputValueError, "shape"),
         ({"compress": "ZSTDX"}, InputValueError, "compress"),
         ({"resampling": "max"}, InputValueError, "resampling"),
+        ({"level": 0}, InputValueError, "level"),
+        ({"compress": "LZW", "level": 3}, InputValueError, "level"),
+        ({"num_threads": 0}, InputValueError, "num_threads"),
     ],
 )
 def test_cog_rejects_bad_input_and_writes_nothing(tmp_path, kwargs, error, match):
@@ -275,11 +388,11 @@ def test_failed_gdal_write_leaves_no_temp(tmp_path, monkeypatch):
     path = tmp_path / "a.tif"
     path.write_bytes(b"old content")
 
-    def broken_description(self, bidx, value):
+    def broken_copy(src, dst, **options):  # the COG CreateCopy dies after a few bytes
+        Path(dst).write_bytes(b"II*\x00partial")
         raise RuntimeError("GDAL failed mid-write")
 
-    monkeypatch.setattr(rasterio.io.BufferedDatasetWriter, "set_band_description",
-                        broken_description)
+    monkeypatch.setattr(rasterio.shutil, "copy", broken_copy)
     with pytest.raises(RuntimeError, match="mid-write"):
         write_cog(path, np.ones((8, 8), np.float32), from_origin(X0, Y0, RES, RES), UTM51,
                   band_names=["x"], units="1")
