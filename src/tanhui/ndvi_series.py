@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,8 +181,19 @@ def open_series(paths, dates, year: int, reducer: str, int_scale: float | None,
             "composites."
         )
     if check_values:
-        for f in series.files:
-            _check_scaled_range(f)
+        # the samples are read on all cores (GDAL decodes without the GIL); the checks run in
+        # file order, so the first bad file is the one reported, as in a sequential loop
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = max(1, min(len(series.files), os.cpu_count() or 1))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            samples = [pool.submit(_read_sample, f) for f in series.files]
+            try:
+                for f, sample in zip(series.files, samples):
+                    _check_scaled_range(f, sample.result())
+            finally:
+                for sample in samples:
+                    sample.cancel()
     return series
 
 
@@ -237,15 +249,24 @@ def _value_sample(src) -> np.ndarray:
     return np.concatenate(pieces)
 
 
-def _check_scaled_range(f: NdviFile) -> None:
-    """Catch unscaled NDVI (x10000 values in a float file or a wrong scale) and undeclared fills."""
+def _read_sample(f: NdviFile) -> np.ndarray:
+    """:func:`_value_sample` of an NDVI file; unreadable pixels raise the file's read error."""
     import rasterio
 
     try:
         with rasterio.open(f.info.path) as src:
-            raw = _value_sample(src)
+            return _value_sample(src)
     except Exception as err:
         raise read_error(f.info, err) from err
+
+
+def _check_scaled_range(f: NdviFile, raw: np.ndarray | None = None) -> None:
+    """Catch unscaled NDVI (x10000 values in a float file or a wrong scale) and undeclared fills.
+
+    ``raw``: the file's :func:`_read_sample`, when already read.
+    """
+    if raw is None:
+        raw = _read_sample(f)
     if f.info.nodata is not None:
         raw = raw[~((raw == f.info.nodata) | (np.isnan(raw) & np.isnan(f.info.nodata)))]
     raw = raw[np.isfinite(raw)]
