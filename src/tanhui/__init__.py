@@ -6,6 +6,8 @@ Public API for notebooks::
     summary = tanhui.run_project("project.toml")      # validate + compute + tables
     stock = tanhui.open_output(summary.out_dir, "stock_total_tC_ha_2023")
     ds = tanhui.carbon_stock(landcover_da, "carbon_density_horqin", legend="cnlucc")
+    table = tanhui.aggregate_rasters({"stock": "out/stock_total_tC_ha_2023.vrt"},
+                                     "zones.gpkg", "zone_id", layer_name="red_line")
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ _LAZY = {
     "load_project": ("tanhui.project", "load_project"),
     "carbon_stock": ("tanhui.pipeline", "carbon_stock"),
     "stock_change": ("tanhui.pipeline", "stock_change"),
+    "carbon_sink": ("tanhui.pipeline", "carbon_sink"),
+    "aggregate_rasters": ("tanhui.aggregate", "aggregate_rasters"),
     "open_output": ("tanhui.pipeline", "open_output"),
     "list_outputs": ("tanhui.pipeline", "list_outputs"),
     "TileGrid": ("tanhui.grid", "TileGrid"),
