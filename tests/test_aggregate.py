@@ -16,7 +16,7 @@ from exactextract.raster import NumPyRasterSource
 from numpy.testing import assert_allclose
 from shapely.geometry import LineString, Point, Polygon, box
 
-from tanhui.aggregate import aggregate_rasters, raster_windows
+from tanhui.aggregate import aggregate_layers, aggregate_rasters, raster_windows
 from tanhui.errors import GridMismatchError, ZoneLayerError
 
 from .test_zonal import row_areas_m2, sliced_partition
@@ -128,6 +128,31 @@ def test_partition_conserves_raster_total_and_layer_is_reprojected(tmp_path):
     # the same layer given in lon/lat is reprojected to the raster CRS: close, not identical
     lonlat = aggregate_rasters({"v": path}, layer.to_crs("EPSG:4326"), "zid", window=64)
     assert lonlat["sum_v"].sum() == pytest.approx(total, rel=1e-6)
+
+
+def test_several_layers_in_one_pass_match_exactextract_per_layer(tmp_path):
+    """aggregate_layers reads each window once for all layers; every layer's table still
+    matches exactextract on that layer alone, and the overlapping layers are kept apart."""
+    shape = (150, 170)
+    transform = Affine(30.0, 0, 1_200_000.0, 0, -30.0, 4_900_000.0)
+    v = values_with_nodata(shape, 6)
+    path = write_raster(tmp_path / "v.tif", v, transform, ALBERS, nodata=np.nan)
+    xmin, ymax = transform.c, transform.f
+    extent = box(xmin, ymax - 30.0 * shape[0], xmin + 30.0 * shape[1], ymax)
+    parts = sliced_partition(extent, 30.0, 25, seed=7)
+    layers = {
+        "awkward": awkward_layer(transform, shape, ALBERS),
+        "partition": gpd.GeoDataFrame({"pid": range(len(parts))}, geometry=parts, crs=ALBERS),
+    }
+    tables = aggregate_layers({"v": path}, layers, {"awkward": "zid", "partition": "pid"},
+                              window=64, workers=2)
+    assert set(tables) == {"awkward", "partition"}
+    for key, gdf in layers.items():
+        ref = exact_extract(str(path), gdf, ["sum"], output="pandas")
+        assert_allclose(tables[key]["sum_v"], ref["sum"] * 900.0, rtol=1e-6, atol=1e-6)
+    ok = np.isfinite(v)
+    total = np.sum(v[ok].astype(np.float64) * 900.0)
+    assert tables["partition"]["sum_v"].sum() == pytest.approx(total, rel=1e-12)
 
 
 def test_errors_name_the_problem(tmp_path):

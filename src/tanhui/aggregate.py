@@ -33,7 +33,7 @@ from . import zonal
 from .errors import GridMismatchError, InputFileError, MissingCRSError, ZoneLayerError
 from .grid import Shape, TileGrid
 
-__all__ = ["aggregate_rasters", "raster_windows"]
+__all__ = ["aggregate_layers", "aggregate_rasters", "raster_windows"]
 
 DEFAULT_WINDOW = 2048
 
@@ -112,16 +112,23 @@ def _read_window(path, r0, c0, ny, nx) -> np.ndarray:
     return out
 
 
-def _window_partial(rasters, geoms, grid: TileGrid, transform: Affine, window) -> pd.DataFrame:
+def _window_partials(rasters, layers: dict, grid: TileGrid, transform: Affine,
+                     window) -> dict[str, pd.DataFrame]:
+    """Partial sums of one window for every layer: the rasters are read once per window."""
     r0, c0, ny, nx = window
     win_tf = transform * Affine.translation(c0, r0)
-    cov = zonal.tile_coverage(geoms, win_tf, (ny, nx), grid.crs)
     names = list(rasters)
-    if len(cov) == 0:
-        return zonal.combine([], value_names=names)
+    covs = {key: zonal.tile_coverage(geoms, win_tf, (ny, nx), grid.crs)
+            for key, geoms in layers.items()}
+    out = {key: zonal.combine([], value_names=names) for key, cov in covs.items() if len(cov) == 0}
+    if len(out) == len(covs):
+        return out
     area = grid.window_area_m2(win_tf, Shape(ny, nx))
     values = {name: _read_window(path, r0, c0, ny, nx) for name, path in rasters.items()}
-    return zonal.partial_sums(cov, area, values)
+    for key, cov in covs.items():
+        if key not in out:
+            out[key] = zonal.partial_sums(cov, area, values)
+    return out
 
 
 def aggregate_rasters(
@@ -178,34 +185,77 @@ def aggregate_rasters(
     InputFileError, MissingCRSError, GridMismatchError, ZoneLayerError
         Missing rasters, rasters on different grids, a layer without CRS or field.
     """
+    tables = aggregate_layers(rasters, {"layer": (layer, layer_name)}, id_field, name_field,
+                              units=units, window=window, scheduler=scheduler, workers=workers)
+    return tables["layer"]
+
+
+def aggregate_layers(
+    rasters: Mapping[str, str | os.PathLike],
+    layers: Mapping[str, object],
+    id_field: str | Mapping[str, str],
+    name_field: str | Mapping[str, str] | None = None,
+    *,
+    units: Mapping[str, str] | None = None,
+    window: int = DEFAULT_WINDOW,
+    scheduler=None,
+    workers: int | None = None,
+) -> dict[str, pd.DataFrame]:
+    """:func:`aggregate_rasters` for several polygon layers in one pass over the rasters.
+
+    Every window is read once and aggregated for every layer that touches it, so adding
+    layers (counties + the six 三区三线 layers) costs their coverage, not another read of
+    the rasters. Each layer still gets its own table: overlapping layers are never added.
+
+    Parameters
+    ----------
+    layers : mapping of str to layer
+        Table name -> GeoDataFrame, path, or ``(path, layer name)`` for a multi-layer file.
+    id_field, name_field : str or mapping of str to str
+        One field name for all layers, or one per table name.
+    rasters, units, window, scheduler, workers
+        As in :func:`aggregate_rasters`.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        One table per layer, as :func:`aggregate_rasters` returns.
+    """
     rasters = {str(k): str(v) for k, v in rasters.items()}
     crs, transform, height, width = _open_grid(rasters)
     if transform.b != 0 or transform.d != 0 or transform.e >= 0:
         raise GridMismatchError(
             f"raster transform {tuple(transform)[:6]} is rotated or not north-up; warp it first."
         )
-    gdf = _prepare_layer(layer, crs, id_field, layer_name)
-    geoms = gdf.geometry
-    geoms.sindex  # build the spatial index once, before the threads share the series
+
+    def field(spec, key):
+        return spec.get(key) if isinstance(spec, Mapping) else spec
+
+    gdfs, geoms = {}, {}
+    for key, spec in layers.items():
+        src, lname = spec if isinstance(spec, tuple) else (spec, None)
+        gdfs[key] = _prepare_layer(src, crs, field(id_field, key), lname)
+        geoms[key] = gdfs[key].geometry
+        geoms[key].sindex  # build the spatial index once, before the threads share the series
     grid = TileGrid(name="raster", crs=crs, res_x=transform.a, res_y=-transform.e,
                     origin_x=transform.c, origin_y=transform.f, tile_shape=Shape(window, window),
                     n_tile_rows=max(1, -(-height // window)), n_tile_cols=max(1, -(-width // window)))
 
-    # windows the layer does not touch are never read
+    # windows no layer touches are never read
     windows = []
     for w in raster_windows(height, width, int(window)):
         r0, c0, ny, nx = w
         x0, y1 = transform * (c0, r0)
         x1, y0 = transform * (c0 + nx, r0 + ny)
-        if len(geoms.sindex.query(shapely.box(x0, y0, x1, y1))):
+        box = shapely.box(x0, y0, x1, y1)
+        if any(len(g.sindex.query(box)) for g in geoms.values()):
             windows.append(w)
 
-    tasks = [dask.delayed(_window_partial)(rasters, geoms, grid, transform, w) for w in windows]
+    tasks = [dask.delayed(_window_partials)(rasters, geoms, grid, transform, w) for w in windows]
     kw = {"scheduler": scheduler if scheduler is not None else "threads"}
     if workers is not None and kw["scheduler"] == "threads":
         kw["num_workers"] = int(workers)
     (partials,) = dask.compute(tasks, **kw) if tasks else ([],)
-    sums = zonal.combine(partials, value_names=list(rasters))
 
     if units is None:
         units = {}
@@ -217,4 +267,10 @@ def aggregate_rasters(
         with rasterio.open(path) as src:
             value_units[name] = (src.units[0] if src.units and src.units[0] else
                                  src.tags(1).get("units") or src.tags().get("units") or "1")
-    return zonal.finalize(sums, gdf, id_field, name_field, value_units)
+    names = list(rasters)
+    out = {}
+    for key in layers:
+        sums = zonal.combine([pw[key] for pw in partials], value_names=names)
+        out[key] = zonal.finalize(sums, gdfs[key], field(id_field, key), field(name_field, key),
+                                  value_units)
+    return out
