@@ -59,7 +59,7 @@ import pandas as pd
 import pyproj
 import shapely
 from exactextract import exact_extract
-from exactextract.feature import JSONFeatureSource
+from exactextract.feature import Feature, FeatureSource
 from exactextract.raster import NumPyRasterSource
 
 from tanhui.errors import (
@@ -285,20 +285,14 @@ def tile_coverage(
         return _empty_coverage(shape)
     _check_polygonal(geoms, positions)
 
-    features = [
-        {
-            "type": "Feature",
-            "properties": {"pos": int(p)},
-            "geometry": shapely.geometry.mapping(geoms.values[p]),
-        }
-        for p in positions
-    ]
+    # geometries go to exactextract as WKB (GeoJSON text would cost more than the coverage)
+    wkbs = shapely.to_wkb(geoms.values[positions])
     # values of the dummy raster are irrelevant but must be valid: exactextract drops
     # nodata cells from `coverage`; a contiguous array is faster than a broadcast view
     dummy = NumPyRasterSource(np.ones(shape, np.uint8), xmin, ymin, xmax, ymax)
     results = exact_extract(
         dummy,
-        JSONFeatureSource(features),
+        _WKBFeatureSource(positions, wkbs),
         ["cell_id", "coverage"],
         include_cols=["pos"],
         strategy="feature-sequential",
@@ -309,7 +303,50 @@ def tile_coverage(
     return cov
 
 
-@numba.njit(nogil=True)
+class _WKBFeature(Feature):
+    """A feature for exactextract: its position in the layer and its geometry as WKB."""
+
+    def __init__(self, pos: int, wkb: bytes):
+        Feature.__init__(self)
+        self.pos = pos
+        self.wkb = wkb
+
+    def get(self, name):
+        return self.pos
+
+    def set(self, name, value):
+        raise NotImplementedError("input features are read-only")
+
+    def geometry(self):
+        return self.wkb
+
+    def set_geometry(self, wkb):
+        self.wkb = wkb
+
+    def set_geometry_format(self):
+        return "wkb"
+
+    def fields(self):
+        return ["pos"]
+
+
+class _WKBFeatureSource(FeatureSource):
+    def __init__(self, positions: np.ndarray, wkbs: np.ndarray):
+        super().__init__()
+        self.items = list(zip(positions.tolist(), wkbs.tolist()))
+
+    def count(self):
+        return len(self.items)
+
+    def __iter__(self):
+        for pos, wkb in self.items:
+            yield _WKBFeature(pos, wkb)
+
+    def srs_wkt(self):
+        return None
+
+
+@numba.njit(nogil=True, cache=True)
 def _normalize_partition(row, col, frac, ny, nx, tol):
     """In place: divide the fractions of each pixel by their sum where |sum − 1| ≤ tol.
 
@@ -525,7 +562,7 @@ def partial_sums(
     return pd.DataFrame(out)
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _accumulate(values_flat, flat, key, weight, sums, valid):
     for c in range(key.size):
         v = values_flat[flat[c]]
@@ -568,7 +605,7 @@ def grid_sums(area_m2: np.ndarray, values: Mapping[str, np.ndarray], groups: np.
     return pd.DataFrame({c: out[c] for c in cols})
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _grid_area(g, area, out):
     ny, nx = g.shape
     for i in range(ny):
@@ -577,7 +614,7 @@ def _grid_area(g, area, out):
                 out[g[i, j]] += area[i, j]
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, cache=True)
 def _grid_accumulate(v, g, area, sums, valid):
     ny, nx = g.shape
     for i in range(ny):
